@@ -1,0 +1,68 @@
+import json
+
+import torch
+from safetensors.torch import save_file
+
+from conftest import random_batch, tiny_semi_iin_config
+from modeling_msa import SemiIINForSentimentAnalysis
+from remote_code import run_isolated
+
+
+def trained_looking_model(**overrides):
+    torch.manual_seed(1)
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(**overrides))
+    with torch.no_grad():
+        for parameter in model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    return model.eval()
+
+
+def test_save_pretrained_round_trip(tmp_path):
+    model = trained_looking_model(fusion="concat")
+    model.save_pretrained(tmp_path)
+    assert (tmp_path / "model.safetensors").exists()
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "configuration_semi_iin.SemiIINConfig",
+        "AutoModel": "modeling_semi_iin.SemiIINForSentimentAnalysis",
+    }
+    loaded = SemiIINForSentimentAnalysis.from_pretrained(tmp_path).eval()
+    batch = random_batch()
+    with torch.no_grad():
+        torch.testing.assert_close(model(**batch).logits, loaded(**batch).logits, rtol=0, atol=0)
+    assert loaded.config.fusion == "concat"
+
+
+def test_remote_code_loads_where_project_is_not_importable(tmp_path):
+    model = trained_looking_model()
+    folder = tmp_path / "semi-iin"
+    model.save_pretrained(folder)
+    for name in ("modeling_semi_iin.py", "configuration_semi_iin.py", "msa_utils.py"):
+        assert (folder / name).exists(), name
+    batch = random_batch()
+    save_file({k: v.contiguous() for k, v in batch.items()}, tmp_path / "batch.safetensors")
+    with torch.no_grad():
+        expected = model(**batch)
+
+    result = run_isolated(
+        f"""
+        import json, sys, torch
+        from safetensors.torch import load_file
+        from transformers import AutoModel
+        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        batch = load_file("batch.safetensors")
+        with torch.no_grad():
+            out = model(**batch)
+        print(json.dumps({{
+            "module": type(model).__module__,
+            "project_modules": sorted(m for m in sys.modules if m.split(".")[0] == "modeling_msa"),
+            "logits": out.logits.tolist(),
+            "emotion_logits": out.emotion_logits.tolist(),
+        }}))
+        """,
+        tmp_path,
+    )
+    assert result["module"].startswith("transformers_modules"), result["module"]
+    assert result["project_modules"] == []
+    torch.testing.assert_close(torch.tensor(result["logits"]), expected.logits, rtol=0, atol=1e-6)
+    torch.testing.assert_close(torch.tensor(result["emotion_logits"]), expected.emotion_logits, rtol=0, atol=1e-6)

@@ -1,0 +1,155 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from huggingface_hub.errors import StrictDataclassError
+
+from conftest import random_batch, tiny_semi_iin_config
+from modeling_msa import SemiIINForSentimentAnalysis, intensity_to_class
+
+
+def model_for(**overrides):
+    torch.manual_seed(0)
+    return SemiIINForSentimentAnalysis(tiny_semi_iin_config(**overrides)).eval()
+
+
+def single(batch, row):
+    """Sample `row` alone, cut to its real length (no padding at all)."""
+    out = {}
+    for name in ("text", "audio", "vision"):
+        length = int(batch[f"{name}_attention_mask"][row].sum())
+        out[f"{name}_features"] = batch[f"{name}_features"][row : row + 1, :length]
+        out[f"{name}_attention_mask"] = batch[f"{name}_attention_mask"][row : row + 1, :length]
+    return out
+
+
+def test_output_shapes_and_gate_range():
+    model = model_for()
+    out = model(**random_batch())
+    assert out.logits.shape == (3,)
+    assert out.emotion_logits.shape == (3, 7)
+    assert out.gate_values.shape == (3, 2, 16)
+    assert ((out.gate_values > 0) & (out.gate_values < 1)).all()
+    assert out.pooled_output.shape == (3, 2, 16)
+    assert out.loss is None
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"attention_mode": "global"}, {"fusion": "add"}, {"fusion": "concat"}, {"fusion": "dot"},
+     {"num_hidden_layers": 2, "layer_repeats": 1}],
+)
+def test_padding_never_changes_a_prediction(overrides):
+    model = model_for(**overrides)
+    batch = random_batch()
+    with torch.no_grad():
+        batched = model(**batch)
+        # garbage in padded frames must not matter either
+        noisy = {k: v.clone() for k, v in batch.items()}
+        for name in ("text", "audio", "vision"):
+            pad = noisy[f"{name}_attention_mask"] == 0
+            noisy[f"{name}_features"][pad] = 1e3
+        noisy_out = model(**noisy)
+        for row in range(3):
+            alone = model(**single(batch, row))
+            torch.testing.assert_close(batched.logits[row], alone.logits[0], atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(batched.emotion_logits[row], alone.emotion_logits[0], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(batched.logits, noisy_out.logits, atol=1e-5, rtol=1e-5)
+
+
+def test_audio_downsampling_keeps_mask_consistent():
+    model = model_for()
+    projected, lengths = model.audio_projection(torch.randn(2, 40, 6), torch.tensor([40, 9]))
+    # Conv(k4,s2,p1): 40 -> 20, 9 -> 4; Conv(k4,s4,p1): 20 -> 5, 4 -> 1
+    assert projected.shape[1] == 5
+    assert lengths.tolist() == [5, 1]
+
+
+def branch_states(model, batch, branch):
+    captured = {}
+    handle = getattr(model, f"{branch}_encoder").register_forward_hook(lambda m, i, o: captured.setdefault("o", o))
+    with torch.no_grad():
+        model(**batch)
+    handle.remove()
+    return captured["o"]
+
+
+def test_intra_branch_keeps_modalities_apart_and_inter_branch_mixes_them():
+    model = model_for(layer_repeats=1)
+    batch = random_batch(batch=1, text=(6,), audio=(24,), vision=(5,))
+    changed = {k: v.clone() for k, v in batch.items()}
+    changed["vision_features"] += 5.0
+    audio_tokens = 2  # 24 audio frames -> 3 tokens after x8 downsampling; text tokens start at 2 + 3
+    text_slice = slice(2 + 3, 2 + 3 + 6)
+    intra_before, intra_after = branch_states(model, batch, "intra"), branch_states(model, changed, "intra")
+    inter_before, inter_after = branch_states(model, batch, "inter"), branch_states(model, changed, "inter")
+    # IntraMA: a text token sees specials + text only, so vision changes cannot reach it in one layer.
+    torch.testing.assert_close(intra_before[:, text_slice], intra_after[:, text_slice])
+    # InterMA: text tokens attend to vision tokens.
+    assert not torch.allclose(inter_before[:, text_slice], inter_after[:, text_slice])
+    # Both special tokens see all modalities in both branches.
+    assert not torch.allclose(intra_before[:, :2], intra_after[:, :2])
+    assert audio_tokens == 2
+
+
+def test_intensity_to_class_bins():
+    values = torch.tensor([-3.0, -2.51, -2.5, -1.5, -0.5, -0.49, 0.0, 0.49, 0.5, 1.5, 2.49, 2.5, 3.0, 4.0, -9.0])
+    expected = [0, 0, 1, 2, 3, 3, 3, 3, 4, 5, 5, 6, 6, 6, 0]
+    assert intensity_to_class(values).tolist() == expected
+
+
+def test_loss_is_weighted_mse_plus_ce():
+    model = model_for()
+    labels = torch.tensor([2.2, -0.3, -2.8])
+    out = model(**random_batch(), labels=labels)
+    classes = intensity_to_class(labels)
+    expected = 0.6 * F.mse_loss(out.logits, labels) + 0.4 * F.cross_entropy(out.emotion_logits, classes)
+    torch.testing.assert_close(out.loss, expected)
+
+
+def test_pseudo_labelled_samples_add_only_weighted_classification_loss():
+    model = model_for()
+    batch = random_batch()
+    pseudo = torch.tensor([False, True, True])
+    emotion = torch.tensor([5, 1, 6])
+    labels = torch.tensor([1.7, float("nan"), float("nan")])
+    out = model(**batch, labels=labels, emotion_labels=emotion, pseudo_label_mask=pseudo)
+    real_part = 0.6 * F.mse_loss(out.logits[:1], labels[:1]) + 0.4 * F.cross_entropy(out.emotion_logits[:1], emotion[:1])
+    pseudo_part = 0.2 * F.cross_entropy(out.emotion_logits[1:], emotion[1:])
+    torch.testing.assert_close(out.loss, real_part + pseudo_part)
+    # An all-pseudo batch gives the regression head no gradient at all.
+    model.zero_grad()
+    model(**batch, labels=labels, emotion_labels=emotion, pseudo_label_mask=torch.ones(3, dtype=torch.bool)).loss.backward()
+    assert model.regression_head.weight.grad is None or not model.regression_head.weight.grad.any()
+    assert model.emotion_head.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda b: b.update(text_features=torch.randn(3, 10, 13)), "text_features has feature size 13"),
+        (lambda b: b.update(audio_features=torch.randn(2, 40, 6), audio_attention_mask=None), "Batch sizes differ"),
+        (lambda b: b["vision_features"].__setitem__((0, 0, 0), float("nan")), "vision_features contains NaN"),
+        (lambda b: b["audio_features"].__setitem__((1, 2, 3), float("-inf")), "audio_features contains NaN or inf"),
+        (lambda b: b.update(text_features=torch.randn(3, 10)), "text_features must be a float tensor"),
+        (lambda b: b.update(text_attention_mask=torch.ones(3, 9)), "text_attention_mask has shape"),
+        (lambda b: b["text_attention_mask"].__setitem__((0, 0), 0), "text_attention_mask must be right-padded"),
+        (lambda b: b.update(vision_features=torch.randn(3, 30, 5), vision_attention_mask=None), "max_vision_tokens=9"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(mutate, message):
+    model = model_for()
+    batch = random_batch()
+    mutate(batch)
+    with pytest.raises(ValueError, match=message):
+        model(**batch)
+
+
+def test_config_validation_names_the_field():
+    with pytest.raises(StrictDataclassError, match="fusion='sum'"):
+        tiny_semi_iin_config(fusion="sum")
+    with pytest.raises(StrictDataclassError, match="attention_mode='local'"):
+        tiny_semi_iin_config(attention_mode="local")
+    with pytest.raises(StrictDataclassError, match="num_attention_heads"):
+        tiny_semi_iin_config(hidden_size=10, num_attention_heads=4)
+    with pytest.raises(StrictDataclassError, match="hidden_size"):
+        tiny_semi_iin_config(hidden_size="big")

@@ -1,0 +1,52 @@
+"""Atomic, Hub-ready model folders (safetensors weights, config with auto_map, remote code, model card)."""
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from transformers import PreTrainedModel
+
+from .model_card import write_model_card
+
+
+def save_hub_ready(
+    model: PreTrainedModel,
+    save_directory: str | Path,
+    metrics: dict[str, float] | None = None,
+    dataset_name: str = "unknown",
+    metrics_profile: str = "mosi",
+    command: str = "",
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    """Write the folder next to `save_directory`, then move it in place: a crash never leaves a half folder."""
+    target = Path(save_directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        model.save_pretrained(staging, safe_serialization=True)
+        write_model_card(
+            staging,
+            model_name=target.name,
+            description=f"{type(model).__name__} (`model_type={model.config.model_type}`) for multimodal sentiment "
+            "analysis: sentiment intensity in [-3, 3] and a 7-way sentiment class from text, audio and vision.",
+            dataset_name=dataset_name,
+            metrics=metrics or {},
+            metrics_profile=metrics_profile,
+            command=command,
+        )
+        if metrics:
+            (staging / "test_results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(text)
+        if target.exists():
+            backup = target.with_name(f".{target.name}.old")
+            shutil.rmtree(backup, ignore_errors=True)
+            target.rename(backup)
+            staging.rename(target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return target

@@ -1,0 +1,56 @@
+"""`Trainer` for msa-hub models: multimodal collator and MSA metrics by default."""
+
+from dataclasses import dataclass, field
+
+from transformers import Trainer, TrainingArguments
+
+from .collator import MSADataCollator
+from .metrics import METRIC_PROFILES, build_compute_metrics
+
+
+@dataclass
+class MSATrainingArguments(TrainingArguments):
+    """`TrainingArguments` with msa-hub defaults (Semi-IIN paper: Adam lr 1e-4, weight decay 1e-4, batch 32).
+
+    metrics_profile: Which metric definitions evaluation uses: "mosi"/"mosei"/"synthetic" or "sims".
+    max_text_length / max_audio_length / max_vision_length: Truncation in the default collator.
+    """
+
+    output_dir: str | None = field(default="outputs/msa")
+    metrics_profile: str = field(default="mosi", metadata={"help": f"One of {METRIC_PROFILES}."})
+    max_text_length: int | None = field(default=None, metadata={"help": "Truncate text to this many frames."})
+    max_audio_length: int | None = field(default=None, metadata={"help": "Truncate audio to this many frames."})
+    max_vision_length: int | None = field(default=None, metadata={"help": "Truncate vision to this many frames."})
+    learning_rate: float = field(default=1e-4)
+    weight_decay: float = field(default=1e-4)
+    per_device_train_batch_size: int = field(default=32)
+    per_device_eval_batch_size: int = field(default=64)
+    remove_unused_columns: bool = field(default=False)
+    report_to: None | str | list[str] = field(default="none")
+
+    def __post_init__(self):
+        if self.metrics_profile not in METRIC_PROFILES:
+            raise ValueError(f"--metrics_profile {self.metrics_profile!r}: expected one of {METRIC_PROFILES}.")
+        if self.label_names is None:
+            self.label_names = ["labels"]
+        super().__post_init__()
+
+
+class MSATrainer(Trainer):
+    """A `Trainer` whose defaults fit msa-hub models: `MSADataCollator` (padding + masks) and the metrics of
+    `args.metrics_profile`. Everything else (accelerate/DDP, checkpoints, resume, logging) is `Trainer`'s."""
+
+    def __init__(self, model=None, args: MSATrainingArguments | None = None, data_collator=None,
+                 compute_metrics=None, **kwargs):
+        args = args if args is not None else MSATrainingArguments()
+        if data_collator is None:
+            data_collator = MSADataCollator(
+                max_text_length=getattr(args, "max_text_length", None),
+                max_audio_length=getattr(args, "max_audio_length", None),
+                max_vision_length=getattr(args, "max_vision_length", None),
+            )
+        if compute_metrics is None:
+            num_classes = getattr(getattr(model, "config", None), "num_emotion_classes", 7)
+            compute_metrics = build_compute_metrics(getattr(args, "metrics_profile", "mosi"), num_classes)
+        super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
+                         **kwargs)
