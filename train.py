@@ -16,20 +16,23 @@ from transformers import HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig, load_msa_dataset
-from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis
-from training_msa import MSATrainer, MSATrainingArguments
-from training_msa.arguments import config_arguments, overrides
+from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+from training_msa import MSATrainer, SharedPrivateTrainer, SharedPrivateTrainingArguments
+from training_msa.arguments import config_arguments, overrides, own_fields
 from training_msa.data import feature_dims, max_frames, model_token_limits
 from training_msa.export import save_hub_ready
 
 logger = logging.getLogger("train")
-MODELS = {"semi_iin": (SemiIINConfig, SemiIINForSentimentAnalysis)}
+# name -> (config factory, model class, trainer class)
+MODELS = {
+    "semi_iin": (SemiIINConfig, SemiIINForSentimentAnalysis, MSATrainer),
+    "shared_private": (SharedPrivateConfig, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
+    "self_mm": (SharedPrivateConfig.self_mm, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
+}
+DATA_DERIVED = ("text_feature_size", "audio_feature_size", "vision_feature_size", "text_input", "text_config")
 
-SemiIINArguments = config_arguments(
-    SemiIINConfig, "SemiIINArguments",
-    skip=("text_feature_size", "audio_feature_size", "vision_feature_size"),
-)
-SyntheticArguments = config_arguments(SyntheticMSAConfig, "SyntheticArguments", prefix="synthetic_")
+ModelConfigArguments = config_arguments((SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED)
+SyntheticArguments = config_arguments((SyntheticMSAConfig,), "SyntheticArguments", prefix="synthetic_")
 
 
 @dataclass
@@ -48,7 +51,7 @@ class DataArguments:
 
 
 @dataclass
-class TrainScriptArguments(MSATrainingArguments):
+class TrainScriptArguments(SharedPrivateTrainingArguments):
     """Defaults of the embedded job; configs/*.yaml hold the paper recipes."""
 
     output_dir: str | None = field(default="outputs/semi-iin-synthetic")
@@ -71,7 +74,7 @@ EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
 
 def parse_arguments(argv: list[str]):
     parser = HfArgumentParser(
-        (ModelArguments, DataArguments, SemiIINArguments, SyntheticArguments, TrainScriptArguments)
+        (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, TrainScriptArguments)
     )
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
         return parser.parse_yaml_file(argv[0])
@@ -87,8 +90,29 @@ def print_table(title: str, metrics: dict[str, float]) -> None:
         print(f"{name:<{width}}  {value:>9.4f}" if isinstance(value, (int, float)) else f"{name:<{width}}  {value}")
 
 
+def build_model(model_args, config_args, dataset, training_args):
+    """A fresh model sized to the dataset (or a saved one), with the config flags that were set."""
+    config_factory, model_class, _ = MODELS[model_args.model]
+    config_class = model_class.config_class
+    flags = overrides(config_args)
+    unknown = set(flags) - {f.name for f in own_fields(config_class)}
+    if unknown:
+        raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
+    if model_args.model_name_or_path:
+        return model_class.from_pretrained(model_args.model_name_or_path, **flags)
+    config_kwargs = {**feature_dims(dataset["train"]), **flags}
+    if config_class is SharedPrivateConfig:
+        config_kwargs["text_input"] = "features"
+        if training_args.use_human_unimodal_labels:
+            config_kwargs.setdefault("unimodal_loss_weighting", "uniform")
+    else:
+        probe = config_factory(**config_kwargs)
+        config_kwargs = {**model_token_limits(probe, max_frames(dataset, training_args)), **config_kwargs}
+    return model_class(config_factory(**config_kwargs))
+
+
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, semi_iin_args, synthetic_args, training_args = parse_arguments(
+    model_args, data_args, config_args, synthetic_args, training_args = parse_arguments(
         sys.argv[1:] if argv is None else argv
     )
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
@@ -105,18 +129,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             **dataset_options,
         )
 
-    config_class, model_class = MODELS[model_args.model]
-    if model_args.model_name_or_path:
-        model = model_class.from_pretrained(model_args.model_name_or_path, **overrides(semi_iin_args))
-    else:
-        config_kwargs = {**feature_dims(dataset["train"]), **overrides(semi_iin_args)}
-        probe = config_class(**config_kwargs)
-        limits = model_token_limits(probe, max_frames(dataset, training_args))
-        config = config_class(**{**limits, **config_kwargs})
-        model = model_class(config)
+    model = build_model(model_args, config_args, dataset, training_args)
     logger.info("Model %s with %.2fM parameters", model_args.model, model.num_parameters() / 1e6)
 
-    trainer = MSATrainer(
+    trainer = MODELS[model_args.model][2](
         model=model, args=training_args, train_dataset=dataset["train"], eval_dataset=dataset["validation"]
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)

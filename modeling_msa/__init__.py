@@ -8,24 +8,42 @@ them for `auto_map`, so `save_pretrained` writes a folder loadable with
 from transformers import AutoConfig, AutoModel
 
 from .configuration_semi_iin import SemiIINConfig
+from .configuration_shared_private import SharedPrivateConfig
 from .modeling_semi_iin import (
     SemiIINForSentimentAnalysis,
     SemiIINOutput,
     SemiIINPreTrainedModel,
     build_interaction_masks,
 )
+from .modeling_shared_private import (
+    SharedPrivateForSentimentAnalysis,
+    SharedPrivateOutput,
+    SharedPrivatePreTrainedModel,
+    coral_loss,
+    covariance,
+)
 from .msa_utils import intensity_to_class
 
-AutoConfig.register(SemiIINConfig.model_type, SemiIINConfig, exist_ok=True)
-AutoModel.register(SemiIINConfig, SemiIINForSentimentAnalysis, exist_ok=True)
-SemiIINConfig.register_for_auto_class()
-SemiIINForSentimentAnalysis.register_for_auto_class("AutoModel")
+for _config, _model in (
+    (SemiIINConfig, SemiIINForSentimentAnalysis),
+    (SharedPrivateConfig, SharedPrivateForSentimentAnalysis),
+):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _model, exist_ok=True)
+    _config.register_for_auto_class()
+    _model.register_for_auto_class("AutoModel")
 
 __all__ = [
     "SemiIINConfig",
     "SemiIINForSentimentAnalysis",
     "SemiIINOutput",
     "SemiIINPreTrainedModel",
+    "SharedPrivateConfig",
+    "SharedPrivateForSentimentAnalysis",
+    "SharedPrivateOutput",
+    "SharedPrivatePreTrainedModel",
     "build_interaction_masks",
+    "coral_loss",
+    "covariance",
     "intensity_to_class",
 ]

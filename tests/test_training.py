@@ -70,14 +70,78 @@ def test_yaml_recipe_reaches_every_hyper_parameter():
         import train
     finally:
         sys.path.remove(str(ROOT))
-    model_args, data_args, semi_iin_args, _, training_args = train.parse_arguments([str(ROOT / "configs/semi_iin.yaml")])
+    model_args, data_args, config_args, _, training_args = train.parse_arguments([str(ROOT / "configs/semi_iin.yaml")])
     assert training_args.learning_rate == pytest.approx(1e-4) and training_args.num_train_epochs == 30
-    assert semi_iin_args.regression_loss_weight == pytest.approx(0.6) and semi_iin_args.fusion == "gate"
-    # every SemiIINConfig field except the data-derived feature sizes has a flag
-    from modeling_msa import SemiIINConfig
+    assert config_args.regression_loss_weight == pytest.approx(0.6) and config_args.fusion == "gate"
+    # every hyper-parameter of both models has a flag, except what the data decides
     import dataclasses
-    from transformers import PreTrainedConfig
-    base = {f.name for f in dataclasses.fields(PreTrainedConfig)}
-    own = {f.name for f in dataclasses.fields(SemiIINConfig)} - base
-    flags = {f.name for f in dataclasses.fields(semi_iin_args)}
-    assert own - flags == {"text_feature_size", "audio_feature_size", "vision_feature_size"}
+
+    from modeling_msa import SemiIINConfig, SharedPrivateConfig
+    from training_msa.arguments import own_fields
+
+    flags = {f.name for f in dataclasses.fields(config_args)}
+    for config_class in (SemiIINConfig, SharedPrivateConfig):
+        own = {f.name for f in own_fields(config_class)}
+        assert own - flags <= set(train.DATA_DERIVED), own - flags
+
+
+@pytest.mark.parametrize("model_name", ["shared_private", "self_mm"])
+def test_shared_private_short_run_improves_over_first_epoch(tmp_path, model_name):
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+    from training_msa import SharedPrivateTrainer, SharedPrivateTrainingArguments
+
+    data = make_synthetic_dataset(SyntheticMSAConfig(**{**TINY_DATA, "num_train": 320}), cache_dir=str(tmp_path / "c"))
+    factory = SharedPrivateConfig.self_mm if model_name == "self_mm" else SharedPrivateConfig
+    torch.manual_seed(0)
+    model = SharedPrivateForSentimentAnalysis(factory(text_input="features", text_feature_size=12,
+                                                      audio_feature_size=6, vision_feature_size=5))
+    args = SharedPrivateTrainingArguments(
+        output_dir=str(tmp_path / "run"), num_train_epochs=8, learning_rate=3e-3, audio_learning_rate=5e-3,
+        vision_learning_rate=5e-3, per_device_train_batch_size=16, eval_strategy="epoch", save_strategy="no",
+        metrics_profile="synthetic", disable_tqdm=True, seed=0,
+    )
+    trainer = SharedPrivateTrainer(model=model, args=args, train_dataset=data["train"], eval_dataset=data["validation"])
+    trainer.train()
+    maes = [entry["eval_MAE"] for entry in trainer.state.log_history if "eval_MAE" in entry]
+    assert len(maes) == 8
+    assert min(maes[1:]) < maes[0] - 0.05, maes
+    # ULGM moved the unimodal labels away from the multimodal ones during training
+    assert not torch.allclose(trainer.label_bank.labels("audio"), trainer.label_bank.labels("fusion"))
+    rates = sorted({group["initial_lr"] for group in trainer.optimizer.param_groups})
+    assert rates == [3e-3, 5e-3]  # audio/vision LSTMs at 5e-3, the rest at 3e-3
+
+
+def test_train_script_runs_self_mm(tmp_path):
+    flags = [f"--synthetic_{k} {v}" for k, v in TINY_DATA.items()]
+    argv = " ".join(flags).split() + [
+        "--model", "self_mm", "--num_train_epochs", "2", "--output_dir", str(tmp_path / "out"),
+        "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true",
+    ]
+    stdout = run_train_script(*argv, cwd=tmp_path)
+    assert "Test metrics (synthetic, self_mm)" in stdout
+    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert config["model_type"] == "shared_private" and config["alignment_loss_weight"] == 0
+    assert config["auto_map"]["AutoModel"] == "modeling_shared_private.SharedPrivateForSentimentAnalysis"
+    assert (tmp_path / "out" / "model" / "modeling_shared_private.py").exists()
+
+
+def test_train_script_rejects_flags_of_another_model(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "--model", "semi_iin", "--alignment_loss_weight", "0.3",
+         "--synthetic_num_train", "8", "--dataset_cache_dir", str(tmp_path / "c"), "--output_dir", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "--model semi_iin has no hyper-parameter(s) ['alignment_loss_weight']" in result.stderr
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_recipe_parses_and_names_a_known_model(recipe):
+    sys.path.insert(0, str(ROOT))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(ROOT))
+    model_args, _, config_args, _, training_args = train.parse_arguments([str(ROOT / "configs" / recipe)])
+    assert model_args.model in train.MODELS
+    assert training_args.metric_for_best_model == "MAE" and training_args.greater_is_better is False

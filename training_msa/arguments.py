@@ -18,22 +18,29 @@ def _flag_type(annotation: Any) -> Any:
     return float if float in options else options[0]
 
 
-def config_arguments(config_class: type, name: str, prefix: str = "", skip: tuple[str, ...] = ()) -> type:
-    """A dataclass with one optional flag (default None = keep the config's default) per field that
-    `config_class` adds over `PreTrainedConfig` (or every field of a plain dataclass)."""
+def own_fields(config_class: type) -> list[dataclasses.Field]:
+    """The fields `config_class` adds over `PreTrainedConfig` (every field of a plain dataclass)."""
     base = {f.name for f in dataclasses.fields(PreTrainedConfig)} if issubclass(config_class, PreTrainedConfig) else set()
-    specs = []
-    for config_field in dataclasses.fields(config_class):
-        if config_field.name in base or config_field.name in skip:
-            continue
-        default = config_field.default
-        default = list(default) if isinstance(default, tuple) else default
-        specs.append((
-            prefix + config_field.name,
-            _flag_type(config_field.type) | None,
-            dataclasses.field(default=None, metadata={"help": f"{config_class.__name__}.{config_field.name} (default {default})."}),
-        ))
-    return dataclasses.make_dataclass(name, specs)
+    return [f for f in dataclasses.fields(config_class) if f.name not in base]
+
+
+def config_arguments(config_classes: tuple[type, ...], name: str, prefix: str = "", skip: tuple[str, ...] = ()) -> type:
+    """A dataclass with one optional flag (default None = keep the config's default) per own field of each
+    config class; a field shared by several classes is one flag."""
+    specs, helps = {}, {}
+    for config_class in config_classes:
+        for config_field in own_fields(config_class):
+            if config_field.name in skip:
+                continue
+            default = config_field.default
+            default = list(default) if isinstance(default, tuple) else default
+            helps.setdefault(config_field.name, []).append(f"{config_class.__name__}: {default}")
+            specs.setdefault(config_field.name, _flag_type(config_field.type) | None)
+    return dataclasses.make_dataclass(name, [
+        (prefix + field_name, flag_type,
+         dataclasses.field(default=None, metadata={"help": "default " + "; ".join(helps[field_name])}))
+        for field_name, flag_type in specs.items()
+    ])
 
 
 def overrides(arguments: Any, prefix: str = "") -> dict[str, Any]:

@@ -30,6 +30,11 @@ class MSADataCollator:
             the start). None keeps everything.
         pad_to_multiple_of: Round padded lengths up to a multiple of this (helps kernels that like alignment).
         include_sample_index: Emit `sample_index` from the `index` column (for per-sample memory banks).
+        human_unimodal_labels: Emit `text_labels`/`audio_labels`/`vision_labels` from the SIMS columns
+            `label_T`/`label_A`/`label_V`.
+
+    Samples with `input_ids` (tokenized text, e.g. MMSA's `text_bert`) instead of `text_features` give padded
+    `input_ids`, `token_type_ids` (when present) and `text_attention_mask`.
     """
 
     max_text_length: int | None = None
@@ -37,6 +42,7 @@ class MSADataCollator:
     max_vision_length: int | None = None
     pad_to_multiple_of: int | None = None
     include_sample_index: bool = False
+    human_unimodal_labels: bool = False
 
     def _pad(self, matrices: Sequence[np.ndarray], max_length: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = [len(m) if max_length is None else min(len(m), max_length) for m in matrices]
@@ -54,7 +60,10 @@ class MSADataCollator:
         if not samples:
             raise ValueError("MSADataCollator got an empty batch.")
         batch: dict[str, torch.Tensor] = {}
-        for modality in MODALITIES:
+        tokenized = "input_ids" in samples[0] and "text_features" not in samples[0]
+        if tokenized:
+            batch.update(self._pad_tokens(samples))
+        for modality in MODALITIES[1:] if tokenized else MODALITIES:
             field = f"{modality}_features"
             matrices = []
             for position, sample in enumerate(samples):
@@ -75,9 +84,33 @@ class MSADataCollator:
             batch["emotion_labels"] = torch.tensor([int(s["emotion_label"]) for s in samples], dtype=torch.long)
         if "is_pseudo_label" in samples[0]:
             batch["pseudo_label_mask"] = torch.tensor([bool(s["is_pseudo_label"]) for s in samples])
-        if self.include_sample_index:
+        if self.include_sample_index and "index" in samples[0]:
             batch["sample_index"] = torch.tensor([int(s["index"]) for s in samples], dtype=torch.long)
+        if self.human_unimodal_labels:
+            for modality, column in (("text", "label_T"), ("audio", "label_A"), ("vision", "label_V")):
+                if column not in samples[0]:
+                    raise KeyError(f"human_unimodal_labels needs a {column!r} column (SIMS); columns: {sorted(samples[0])}.")
+                batch[f"{modality}_labels"] = torch.tensor([_float_or_nan(s[column]) for s in samples])
         return batch
+
+    def _pad_tokens(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+        sequences = [np.asarray(s["input_ids"], dtype=np.int64).reshape(-1) for s in samples]
+        if self.max_text_length is not None:
+            sequences = [ids[: self.max_text_length] for ids in sequences]
+        if "attention_mask" in samples[0]:  # MMSA text_bert rows carry their own mask: keep the real tokens
+            sequences = [ids[: int(np.asarray(s["attention_mask"]).sum())] for ids, s in zip(sequences, samples)]
+        length = max(len(ids) for ids in sequences)
+        out = {"input_ids": torch.zeros(len(samples), length, dtype=torch.long),
+               "text_attention_mask": torch.zeros(len(samples), length, dtype=torch.long)}
+        if "token_type_ids" in samples[0]:
+            out["token_type_ids"] = torch.zeros(len(samples), length, dtype=torch.long)
+        for row, (ids, sample) in enumerate(zip(sequences, samples)):
+            out["input_ids"][row, : len(ids)] = torch.from_numpy(ids)
+            out["text_attention_mask"][row, : len(ids)] = 1
+            if "token_type_ids" in out:
+                types = np.asarray(sample["token_type_ids"], dtype=np.int64).reshape(-1)[: len(ids)]
+                out["token_type_ids"][row, : len(types)] = torch.from_numpy(types)
+        return out
 
 
 def _float_or_nan(value: Any) -> float:

@@ -1,0 +1,113 @@
+"""Configuration of the shared/private model (arXiv 2305.08473) and its special case Self-MM."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+MODALITIES = ("text", "audio", "vision")
+TEXT_INPUTS = ("input_ids", "features")
+UNIMODAL_WEIGHTINGS = ("tanh", "uniform")
+
+
+@strict
+class SharedPrivateConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`SharedPrivateForSentimentAnalysis`]: a text encoder (any transformers encoder built
+    from `text_config`, BERT by default, read at its first token) or precomputed text features, LSTMs over
+    audio and vision, Self-MM post layers and four heads (fusion M, text T, audio A, vision V).
+
+    Loss: `L1(M) + unimodal_loss_weight * sum_s mean(w_s * |s - y_s|) + alignment_loss_weight * sum_pairs CORAL`
+    where y_s are the ULGM (or human) unimodal labels and w_s = tanh(|y_s - y_m|) (Self-MM) or 1 ("uniform").
+    CORAL(a, b) = ||C_a - C_b||_F^2 / (4 d^2) over the batch covariances of the shared projections.
+    Self-MM is this model with `alignment_loss_weight=0` (see [`SharedPrivateConfig.self_mm`]).
+
+    Args:
+        text_input: "input_ids" (run the text encoder) or "features" (precomputed [B, N, text_feature_size]).
+        text_config: Config of the text encoder (dict with `model_type` or a config), "input_ids" mode only.
+        text_feature_size: Width of precomputed text features ("features" mode).
+        text_dropout: Dropout on the text encoder's output (Self-MM `t_bert_dropout`).
+        audio_feature_size / vision_feature_size: Input widths of the audio / vision frame features.
+        audio_lstm_hidden_size / vision_lstm_hidden_size, *_lstm_layers, *_lstm_dropout: the LSTMs.
+        audio_out_size / vision_out_size: Outputs of the linear layer after each LSTM.
+        post_fusion_size / post_text_size / post_audio_size / post_vision_size: Post layer widths.
+        post_*_dropout: Dropout before each first post layer.
+        shared_size: Width of the shared projections M_s compared by the covariance loss.
+        alignment_pairs: Modality pairs "a-b" aligned by the covariance loss (default audio-vision).
+        alignment_loss_weight: Weight of the covariance loss (0 = Self-MM).
+        unimodal_loss_weight: Weight of the unimodal (T/A/V) losses.
+        unimodal_loss_weighting: "tanh" (Self-MM: tanh(|y_s - y_m|)) or "uniform".
+    """
+
+    model_type = "shared_private"
+    keys_to_ignore_at_inference = ["features", "alignment_loss"]
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
+    }
+
+    text_input: str = "input_ids"
+    text_config: dict | PreTrainedConfig | None = None
+    text_feature_size: int = 768
+    text_dropout: float | int = 0.1
+    audio_feature_size: int = 5
+    vision_feature_size: int = 20
+    audio_lstm_hidden_size: int = 16
+    vision_lstm_hidden_size: int = 32
+    audio_lstm_layers: int = 1
+    vision_lstm_layers: int = 1
+    audio_lstm_dropout: float | int = 0.0
+    vision_lstm_dropout: float | int = 0.0
+    audio_out_size: int = 16
+    vision_out_size: int = 32
+    post_fusion_size: int = 128
+    post_text_size: int = 32
+    post_audio_size: int = 16
+    post_vision_size: int = 32
+    post_fusion_dropout: float | int = 0.0
+    post_text_dropout: float | int = 0.1
+    post_audio_dropout: float | int = 0.1
+    post_vision_dropout: float | int = 0.0
+    shared_size: int = 32
+    alignment_pairs: list[str] | tuple[str, ...] = ("audio-vision",)
+    alignment_loss_weight: float | int = 1.0
+    unimodal_loss_weight: float | int = 1.0
+    unimodal_loss_weighting: str = "tanh"
+    initializer_range: float = 0.02
+
+    def __post_init__(self, **kwargs):
+        if self.text_input == "input_ids" and self.text_config is None:
+            self.text_config = {"model_type": "bert"}
+        super().__post_init__(**kwargs)
+        if self.text_input == "features":
+            self.text_config = None
+
+    @classmethod
+    def self_mm(cls, **kwargs) -> "SharedPrivateConfig":
+        """Self-MM (Yu et al., AAAI 2021): no covariance alignment, ULGM-weighted unimodal losses."""
+        return cls(**{"alignment_loss_weight": 0.0, "alignment_pairs": (), "unimodal_loss_weighting": "tanh", **kwargs})
+
+    @property
+    def text_hidden_size(self) -> int:
+        return self.text_config.hidden_size if self.text_input == "input_ids" else self.text_feature_size
+
+    def parsed_alignment_pairs(self) -> list[tuple[str, str]]:
+        return [tuple(pair.split("-")) for pair in self.alignment_pairs]
+
+    def validate_architecture(self):
+        """Checked by `@strict` at init and save time."""
+        if self.text_input not in TEXT_INPUTS:
+            raise ValueError(f"SharedPrivateConfig: text_input={self.text_input!r}; expected one of {TEXT_INPUTS}.")
+        if self.unimodal_loss_weighting not in UNIMODAL_WEIGHTINGS:
+            raise ValueError(
+                f"SharedPrivateConfig: unimodal_loss_weighting={self.unimodal_loss_weighting!r}; "
+                f"expected one of {UNIMODAL_WEIGHTINGS}."
+            )
+        for pair in self.alignment_pairs:
+            parts = pair.split("-")
+            if len(parts) != 2 or parts[0] == parts[1] or not set(parts) <= set(MODALITIES):
+                raise ValueError(
+                    f"SharedPrivateConfig: alignment pair {pair!r} must be two different modalities joined by '-', "
+                    f"from {MODALITIES} (e.g. 'audio-vision')."
+                )
+
+
+__all__ = ["SharedPrivateConfig"]

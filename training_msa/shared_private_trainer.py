@@ -1,0 +1,137 @@
+"""Multi-task training of the shared/private model (and Self-MM) with ULGM-generated unimodal labels."""
+
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from transformers import TrainerCallback
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from .collator import MSADataCollator
+from .trainer import MSATrainer, MSATrainingArguments
+from .ulgm import UnimodalLabelBank
+
+BANK_FILE = "ulgm_bank.safetensors"
+
+
+@dataclass
+class SharedPrivateTrainingArguments(MSATrainingArguments):
+    """ULGM and per-module learning rates (Self-MM MOSI: text 5e-5, audio/vision 5e-3, other 1e-3)."""
+
+    ulgm_label_bound: float = field(default=3.0, metadata={"help": "H: clamp of generated labels (SIMS: 1)."})
+    ulgm_exclude_zero: bool = field(default=True, metadata={"help": "Positive centre from labels > 0."})
+    use_human_unimodal_labels: bool = field(
+        default=False, metadata={"help": "Use the dataset's label_T/label_A/label_V (SIMS) instead of ULGM."}
+    )
+    text_encoder_learning_rate: float | None = field(default=None, metadata={"help": "LR of the text encoder."})
+    audio_learning_rate: float | None = field(default=None, metadata={"help": "LR of the audio LSTM."})
+    vision_learning_rate: float | None = field(default=None, metadata={"help": "LR of the vision LSTM."})
+
+
+class IndexedDataset(torch.utils.data.Dataset):
+    """Adds each row's position as `index` (the key of the ULGM memory banks) without rewriting the data."""
+
+    def __init__(self, dataset):
+        self.dataset = dataset
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> dict:
+        return {**self.dataset[index], "index": index}
+
+
+class _EpochTracker(TrainerCallback):
+    def __init__(self, trainer: "SharedPrivateTrainer"):
+        self.trainer = trainer
+
+    def on_epoch_begin(self, args, state, control, **kwargs):
+        self.trainer.ulgm_epoch = math.floor((state.epoch or 0.0) + 1e-6) + 1
+
+
+class SharedPrivateTrainer(MSATrainer):
+    """`MSATrainer` for [`SharedPrivateForSentimentAnalysis`]: feeds ULGM labels (or human SIMS labels) as the
+    unimodal targets, updates the label bank after each training batch in Self-MM's order, saves the bank with
+    every checkpoint and restores it on resume."""
+
+    def __init__(self, model=None, args: SharedPrivateTrainingArguments | None = None, train_dataset=None,
+                 data_collator=None, **kwargs):
+        args = args if args is not None else SharedPrivateTrainingArguments()
+        if data_collator is None:
+            data_collator = MSADataCollator(
+                max_text_length=args.max_text_length, max_audio_length=args.max_audio_length,
+                max_vision_length=args.max_vision_length, include_sample_index=True,
+                human_unimodal_labels=args.use_human_unimodal_labels,
+            )
+        self.label_bank = None
+        if train_dataset is not None and not args.use_human_unimodal_labels:
+            labels = np.asarray(train_dataset.with_format("numpy")["label"][:], dtype=np.float32)
+            config = model.config
+            sizes = {"fusion": config.post_fusion_size, "text": config.post_text_size,
+                     "audio": config.post_audio_size, "vision": config.post_vision_size}
+            self.label_bank = UnimodalLabelBank(
+                torch.from_numpy(labels), sizes, label_bound=args.ulgm_label_bound, exclude_zero=args.ulgm_exclude_zero
+            )
+            train_dataset = IndexedDataset(train_dataset)
+        self.ulgm_epoch = 1
+        super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator, **kwargs)
+        self.add_callback(_EpochTracker(self))
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        indexes = inputs.pop("sample_index", None)
+        use_bank = self.label_bank is not None and indexes is not None and model.training
+        if use_bank:
+            cpu_indexes = indexes.cpu()
+            for mode in ("text", "audio", "vision"):
+                inputs[f"{mode}_labels"] = self.label_bank.labels(mode)[cpu_indexes].to(inputs["labels"].device)
+        outputs = model(**inputs)
+        if use_bank:
+            features = {mode: value.detach() for mode, value in outputs.features.items()}
+            if self.ulgm_epoch > 1:
+                self.label_bank.update_labels(features, indexes, self.ulgm_epoch)
+            self.label_bank.update_features(features, indexes)
+            self.label_bank.update_centers()
+        return (outputs.loss, outputs) if return_outputs else outputs.loss
+
+    def create_optimizer(self, model=None):
+        """AdamW/Adam param groups with Self-MM's per-module learning rates where they are set."""
+        if self.optimizer is not None:
+            return self.optimizer
+        model = model if model is not None else self.model
+        rates = {"text_encoder.": self.args.text_encoder_learning_rate, "audio_encoder.": self.args.audio_learning_rate,
+                 "vision_encoder.": self.args.vision_learning_rate}
+        groups: dict[float, list] = {}
+        for name, parameter in model.named_parameters():
+            if parameter.requires_grad:
+                rate = next((r for prefix, r in rates.items() if name.startswith(prefix) and r is not None),
+                            self.args.learning_rate)
+                groups.setdefault(rate, []).append(parameter)
+        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
+        optimizer_kwargs.pop("params", None)
+        self.optimizer = optimizer_class(
+            [{"params": params, "lr": rate, "weight_decay": self.args.weight_decay} for rate, params in groups.items()],
+            **optimizer_kwargs,
+        )
+        return self.optimizer
+
+    def _save_checkpoint(self, model, trial):
+        super()._save_checkpoint(model, trial)
+        if self.label_bank is not None and self.is_world_process_zero():
+            folder = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            temporary = os.path.join(folder, BANK_FILE + ".tmp")
+            self.label_bank.save(temporary)
+            os.replace(temporary, os.path.join(folder, BANK_FILE))
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No checkpoint to resume from in {self.args.output_dir}.")
+        if resume_from_checkpoint and self.label_bank is not None:
+            bank = os.path.join(resume_from_checkpoint, BANK_FILE)
+            if not os.path.exists(bank):
+                raise FileNotFoundError(f"{bank} is missing: this checkpoint holds no ULGM label bank to resume.")
+            self.label_bank.load(bank)
+        return super().train(resume_from_checkpoint=resume_from_checkpoint, **kwargs)
