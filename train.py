@@ -21,6 +21,7 @@ from training_msa import MSATrainer, SharedPrivateTrainer, SharedPrivateTraining
 from training_msa.arguments import config_arguments, overrides, own_fields
 from training_msa.data import feature_dims, max_frames, model_token_limits
 from training_msa.export import save_hub_ready
+from training_msa.self_training import SelfTrainingArguments, run_self_training, subsample_labeled
 
 logger = logging.getLogger("train")
 # name -> (config factory, model class, trainer class)
@@ -74,7 +75,8 @@ EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
 
 def parse_arguments(argv: list[str]):
     parser = HfArgumentParser(
-        (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, TrainScriptArguments)
+        (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, SelfTrainingArguments,
+         TrainScriptArguments)
     )
     if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
         return parser.parse_yaml_file(argv[0])
@@ -112,9 +114,8 @@ def build_model(model_args, config_args, dataset, training_args):
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
-    model_args, data_args, config_args, synthetic_args, training_args = parse_arguments(
-        sys.argv[1:] if argv is None else argv
-    )
+    argv = sys.argv[1:] if argv is None else argv
+    model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     if model_args.model not in MODELS:
         raise SystemExit(f"--model {model_args.model!r}: expected one of {sorted(MODELS)}.")
@@ -129,11 +130,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             **dataset_options,
         )
 
+    if self_training_args.self_training:
+        return self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv)
+    train_dataset = subsample_labeled(
+        dataset["train"], self_training_args.label_fraction, self_training_args.label_fraction_seed
+    )
     model = build_model(model_args, config_args, dataset, training_args)
     logger.info("Model %s with %.2fM parameters", model_args.model, model.num_parameters() / 1e6)
 
     trainer = MODELS[model_args.model][2](
-        model=model, args=training_args, train_dataset=dataset["train"], eval_dataset=dataset["validation"]
+        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=dataset["validation"]
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     test_metrics = trainer.evaluate(dataset["test"], metric_key_prefix="test")
@@ -147,11 +153,42 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             metrics=metrics,
             dataset_name=data_args.dataset_name,
             metrics_profile=training_args.metrics_profile,
-            command="accelerate launch train.py " + shlex.join(sys.argv[1:] if argv is None else argv),
+            command="accelerate launch train.py " + shlex.join(argv),
             extra_files={"training_args.json": training_args.to_json_string()},
         )
         print(f"\nHub-ready model folder: {folder}")
     return metrics
+
+
+def self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv):
+    """Semi-IIN Algorithm 1: supervised stage 0, then pseudo-label rounds; prints both stages' test metrics."""
+    if model_args.model != "semi_iin":
+        raise SystemExit("--self_training needs --model semi_iin (it uses the 7-class head's confidences).")
+    split = self_training_args.unlabeled_split
+    if split not in dataset:
+        raise SystemExit(f"--self_training: the dataset has no {split!r} split (splits: {sorted(dataset)}).")
+    results = run_self_training(
+        lambda: build_model(model_args, config_args, dataset, training_args),
+        dataset["train"], dataset[split], training_args, self_training_args,
+        eval_dataset=dataset["validation"], test_dataset=dataset["test"],
+    )
+    if not training_args.process_index == 0:
+        return results[-1].test_metrics
+    for result in results:
+        title = "supervised" if result.stage == 0 else f"self-training round {result.stage}"
+        print_table(f"Test metrics, stage {result.stage} ({title})", result.test_metrics)
+        if result.pseudo_label_counts is not None:
+            print(f"pseudo-labels kept per class: {result.pseudo_label_counts}")
+    final = results[-1]
+    model = MODELS[model_args.model][1].from_pretrained(final.model_dir)
+    folder = save_hub_ready(
+        model, Path(training_args.output_dir) / "model", metrics=final.test_metrics,
+        dataset_name=data_args.dataset_name, metrics_profile=training_args.metrics_profile,
+        command="accelerate launch train.py " + shlex.join(argv),
+        extra_files={"training_args.json": training_args.to_json_string()},
+    )
+    print(f"\nHub-ready model folder: {folder}")
+    return final.test_metrics
 
 
 if __name__ == "__main__":

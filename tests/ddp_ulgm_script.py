@@ -29,7 +29,9 @@ model = SharedPrivateForSentimentAnalysis(
 trainer = SharedPrivateTrainer(model=model, args=args, train_dataset=data["train"])
 trainer.train()
 rank = dist.get_rank()
-assert dist.get_world_size() == 2
+assert dist.get_world_size() == 2 and args.parallel_mode.value == "distributed" and args.world_size == 2
+# 37 samples over 2 ranks -> 19 per rank -> 3 batches of <= 8 -> 2 optimizer steps per epoch (accumulation 2)
+assert trainer.state.global_step == 3 * 2, trainer.state.global_step
 trainer.label_bank.save(output / f"bank_rank{rank}.safetensors")
 weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
 torch.save(weights, output / f"weights_rank{rank}.pt")

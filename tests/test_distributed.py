@@ -1,5 +1,6 @@
 """2-process CPU (gloo) training: every rank must end with the same ULGM label bank and weights."""
 
+import json
 import os
 import subprocess
 import sys
@@ -12,16 +13,20 @@ from safetensors.torch import load_file
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("model_name", ["shared_private", "self_mm"])
-def test_two_process_training_gives_identical_label_banks(tmp_path, model_name):
+def torchrun(script: str, *args: str) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
            "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-         str(ROOT / "tests" / "ddp_ulgm_script.py"), str(tmp_path), model_name],
+         str(ROOT / "tests" / script), *args],
         env=env, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+
+
+@pytest.mark.parametrize("model_name", ["shared_private", "self_mm"])
+def test_two_process_training_gives_identical_label_banks(tmp_path, model_name):
+    torchrun("ddp_ulgm_script.py", str(tmp_path), model_name)
     banks = [load_file(tmp_path / f"bank_rank{rank}.safetensors") for rank in (0, 1)]
     assert banks[0].keys() == banks[1].keys()
     for key in banks[0]:
@@ -31,3 +36,13 @@ def test_two_process_training_gives_identical_label_banks(tmp_path, model_name):
     assert not torch.equal(banks[0]["labels.text"], banks[0]["labels.fusion"]), "ULGM labels must have moved"
     weights = [torch.load(tmp_path / f"weights_rank{rank}.pt") for rank in (0, 1)]
     assert torch.equal(weights[0], weights[1])
+
+
+def test_two_process_self_training_selects_the_same_pseudo_set_on_every_rank(tmp_path):
+    torchrun("ddp_self_training_script.py", str(tmp_path))
+    selections = [json.loads((tmp_path / f"selection_rank{rank}.json").read_text()) for rank in (0, 1)]
+    assert selections[0] == selections[1]
+    assert selections[0]["rows"] == 41  # gathered predictions cover every unlabelled sample exactly once
+    assert 0 < len(selections[0]["indices"]) <= 4 * 7
+    saved = json.loads((tmp_path / "run" / "stage-1" / "pseudo_labels.json").read_text())
+    assert saved["indices"] == selections[0]["indices"]

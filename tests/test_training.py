@@ -70,7 +70,7 @@ def test_yaml_recipe_reaches_every_hyper_parameter():
         import train
     finally:
         sys.path.remove(str(ROOT))
-    model_args, data_args, config_args, _, training_args = train.parse_arguments([str(ROOT / "configs/semi_iin.yaml")])
+    model_args, data_args, config_args, _, _, training_args = train.parse_arguments([str(ROOT / "configs/semi_iin.yaml")])
     assert training_args.learning_rate == pytest.approx(1e-4) and training_args.num_train_epochs == 30
     assert config_args.regression_loss_weight == pytest.approx(0.6) and config_args.fusion == "gate"
     # every hyper-parameter of both models has a flag, except what the data decides
@@ -142,6 +142,21 @@ def test_every_recipe_parses_and_names_a_known_model(recipe):
         import train
     finally:
         sys.path.remove(str(ROOT))
-    model_args, _, config_args, _, training_args = train.parse_arguments([str(ROOT / "configs" / recipe)])
+    model_args, _, config_args, _, _, training_args = train.parse_arguments([str(ROOT / "configs" / recipe)])
     assert model_args.model in train.MODELS
     assert training_args.metric_for_best_model == "MAE" and training_args.greater_is_better is False
+
+
+def test_train_script_self_training(tmp_path):
+    flags = [f"--synthetic_{k} {v}" for k, v in {**TINY_DATA, "num_unlabeled": 40}.items()]
+    argv = " ".join(flags).split() + [
+        "--hidden_size", "16", "--num_attention_heads", "2", "--intermediate_size", "32", "--head_hidden_size", "8",
+        "--self_training", "true", "--pseudo_label_top_k", "3", "--label_fraction", "0.5", "--num_train_epochs", "1",
+        "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true",
+    ]
+    stdout = run_train_script(*argv, cwd=tmp_path)
+    assert "Test metrics, stage 0 (supervised)" in stdout and "Test metrics, stage 1 (self-training round 1)" in stdout
+    assert "pseudo-labels kept per class:" in stdout
+    selection = json.loads((tmp_path / "out" / "stage-1" / "pseudo_labels.json").read_text())
+    assert max(selection["counts_per_class"].values()) <= 3
+    assert (tmp_path / "out" / "model" / "model.safetensors").exists()

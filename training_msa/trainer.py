@@ -1,6 +1,9 @@
 """`Trainer` for msa-hub models: multimodal collator and MSA metrics by default."""
 
+import os
 from dataclasses import dataclass, field
+
+import torch
 
 from transformers import Trainer, TrainingArguments
 
@@ -33,6 +36,10 @@ class MSATrainingArguments(TrainingArguments):
             raise ValueError(f"--metrics_profile {self.metrics_profile!r}: expected one of {METRIC_PROFILES}.")
         if self.label_names is None:
             self.label_names = ["labels"]
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not torch.accelerator.is_available():
+            # Without an accelerator, Trainer runs DDP (gloo) only with use_cpu; otherwise every process of a
+            # `torchrun`/`accelerate launch` job would silently train alone on the whole dataset.
+            self.use_cpu = True
         super().__post_init__()
 
 
