@@ -48,6 +48,7 @@ class ModelArguments:
 class DataArguments:
     dataset_name: str = field(default="synthetic", metadata={"help": f"One of {SUPPORTED_DATASETS}."})
     data_dir: str | None = field(default=None, metadata={"help": "Folder of the corpus on disk."})
+    dataset_setting: str = field(default="unaligned", metadata={"help": "MMSA pickle setting: aligned/unaligned."})
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache of the `datasets` Arrow files."})
 
 
@@ -126,8 +127,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         dataset_options = {**EMBEDDED_SYNTHETIC_DEFAULTS, **overrides(synthetic_args, "synthetic_")}
     with training_args.main_process_first(desc="dataset preparation"):
         dataset = load_msa_dataset(
-            data_args.dataset_name, data_dir=data_args.data_dir, cache_dir=data_args.dataset_cache_dir,
-            **dataset_options,
+            data_args.dataset_name, data_dir=data_args.data_dir, setting=data_args.dataset_setting,
+            cache_dir=data_args.dataset_cache_dir, **dataset_options,
         )
 
     if self_training_args.self_training:

@@ -1,17 +1,71 @@
 """One entry point for every supported corpus."""
 
+from pathlib import Path
+
 from datasets import DatasetDict
 
+from .cmu_csd import load_cmu_csd, standard_folds
+from .mmsa_pickle import load_mmsa_pickle
+from .raw_layouts import load_ami, load_label_csv_layout
 from .synthetic import SyntheticMSAConfig, make_synthetic_dataset
 
-SUPPORTED_DATASETS = ("synthetic",)
+SUPPORTED_DATASETS = ("synthetic", "mosi", "mosei", "sims", "ami", "custom")
+SETTINGS = ("aligned", "unaligned")
 
 
-def load_msa_dataset(name: str, data_dir: str | None = None, cache_dir: str | None = None, **options) -> DatasetDict:
-    """Load corpus `name` as a DatasetDict with train/validation/test (and unlabeled where there is one).
+def _pickle_candidates(name: str, data_dir: Path, setting: str) -> list[Path]:
+    length = 39 if name == "sims" else 50
+    filename = f"{setting}_{length}.pkl"
+    return [data_dir / "Processed" / filename, data_dir / filename]
 
-    Currently supported: "synthetic" (options = `SyntheticMSAConfig` fields).
+
+def load_msa_dataset(
+    name: str, data_dir: str | Path | None = None, setting: str = "unaligned", cache_dir: str | None = None,
+    source: str = "auto", **options,
+) -> DatasetDict:
+    """Load corpus `name` as a DatasetDict with train/validation/test (AMI: `unlabeled`; synthetic: both).
+
+    - "synthetic": the generated dataset (options: `SyntheticMSAConfig` fields); no files needed.
+    - "mosi", "mosei", "sims": an MMSA pickle (`<data_dir>/Processed/{setting}_50.pkl`, SIMS `_39`, or
+      `data_dir` itself as a .pkl) converted once to Arrow; for MOSI/MOSEI `source="csd"` reads
+      CMU-MultimodalSDK `.csd` files (options: labels, features, words, folds); for SIMS `source="raw"` (or
+      auto without a pickle) indexes `label.csv` + `Raw/` videos.
+    - "ami": meeting clips (options: `annotations_dir`, `meetings`, `min_duration`) as an unlabeled split.
+    - "custom": an MMSA-FET folder (label.csv + Raw/<video_id>/<clip_id>.mp4); labels may be empty.
     """
     if name == "synthetic":
         return make_synthetic_dataset(SyntheticMSAConfig(**options), cache_dir=cache_dir)
-    raise ValueError(f"Unknown dataset {name!r}: supported datasets are {SUPPORTED_DATASETS}.")
+    if name not in SUPPORTED_DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}: supported datasets are {SUPPORTED_DATASETS}.")
+    if data_dir is None:
+        raise ValueError(f"Dataset {name!r} needs data_dir (the folder you downloaded it to).")
+    if setting not in SETTINGS:
+        raise ValueError(f"setting={setting!r}; expected one of {SETTINGS}.")
+    data_dir = Path(data_dir)
+    if not data_dir.exists():
+        raise FileNotFoundError(f"{data_dir} does not exist (data_dir of dataset {name!r}).")
+    if name == "ami":
+        annotations = options.pop("annotations_dir", data_dir / "ami_public_manual")
+        return load_ami(data_dir / "amicorpus" if (data_dir / "amicorpus").is_dir() else data_dir, annotations,
+                        **options)
+    if name == "custom":
+        return load_label_csv_layout(data_dir, require_labels=False, **options)
+    if source == "csd":
+        if name not in ("mosi", "mosei"):
+            raise ValueError(f"source='csd' is for mosi/mosei, not {name!r}.")
+        folds = options.pop("folds", None) or standard_folds(name)
+        return load_cmu_csd(folds=folds, cache_dir=cache_dir, **options)
+    if source in ("auto", "pickle"):
+        candidates = [data_dir] if data_dir.suffix == ".pkl" else _pickle_candidates(name, data_dir, setting)
+        for candidate in candidates:
+            if candidate.is_file():
+                return load_mmsa_pickle(candidate, cache_dir=cache_dir)
+        if source == "pickle" or name != "sims" or not (data_dir / "label.csv").is_file():
+            raise FileNotFoundError(
+                f"No {setting} MMSA pickle for {name!r}: looked for {[str(c) for c in candidates]}"
+                + (" and label.csv + Raw/ for the raw layout." if name == "sims" else
+                   "; pass source='csd' to read CMU-MultimodalSDK .csd files instead.")
+            )
+    if name == "sims" and source in ("auto", "raw"):
+        return load_label_csv_layout(data_dir, **options)
+    raise ValueError(f"source={source!r} is not available for {name!r}; use 'auto', 'pickle', 'csd' or 'raw'.")

@@ -1,0 +1,67 @@
+"""Convert-once Arrow caches: a reader runs once per input; later loads memory-map the saved DatasetDict."""
+
+import hashlib
+import itertools
+import shutil
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from datasets import Dataset, DatasetDict, Features, config, load_from_disk
+
+_SOURCES: dict[str, Iterator[dict]] = {}
+
+
+def file_fingerprint(*parts) -> str:
+    """Fingerprint of input files (path, size, mtime) and options."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path) and part.exists():
+            stat = part.stat()
+            part = f"{part.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(repr(part).encode())
+    return digest.hexdigest()[:24]
+
+
+def _generate(token: str):
+    yield from _SOURCES[token]
+
+
+def _split(examples: Iterator[dict], schema: Features, split: str, staging: Path, fingerprint: str) -> Dataset:
+    first = next(examples, None)
+    if first is None:  # from_generator cannot write an empty split
+        return Dataset.from_dict({name: [] for name in schema}, features=schema, split=split)
+    token = uuid.uuid4().hex
+    _SOURCES[token] = itertools.chain([first], examples)
+    try:
+        return Dataset.from_generator(
+            _generate, features=schema, gen_kwargs={"token": token}, cache_dir=str(staging / "build"), split=split,
+            fingerprint=f"{fingerprint}-{split}",
+        )
+    finally:
+        _SOURCES.pop(token, None)
+
+
+def cached_dataset_dict(
+    name: str, fingerprint: str, splits: list[str], features: Callable[[], Features],
+    examples: Callable[[str], Iterator[dict]], cache_dir: str | None = None,
+) -> DatasetDict:
+    """`<cache>/msa_hub/<name>/<fingerprint>` as a memory-mapped DatasetDict, written on first use from
+    `examples(split)` (streamed to Arrow, never held whole in memory) into a staging folder that is renamed
+    into place only when complete."""
+    root = Path(cache_dir or config.HF_DATASETS_CACHE) / "msa_hub" / name
+    target = root / fingerprint
+    if (target / "dataset_dict.json").exists():
+        return load_from_disk(str(target))
+    root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=root))
+    try:
+        schema = features()
+        built = DatasetDict({split: _split(iter(examples(split)), schema, split, staging, fingerprint) for split in splits})
+        built.save_to_disk(str(staging / "dataset"), num_shards={s: 1 for s in built if len(built[s]) == 0} or None)
+        del built
+        (staging / "dataset").rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return load_from_disk(str(target))
