@@ -11,6 +11,7 @@ import argparse
 import json
 import pickle
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -46,6 +47,14 @@ def write_pickle(path: Path, scale: float) -> None:
         pickle.dump(data, handle, protocol=4)
 
 
+def peak_rss_mb() -> int:
+    """VmHWM: the peak resident set of this process image (ru_maxrss would carry the parent's peak over)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
 def measure(step: str, pickle_path: Path, cache: Path) -> dict:
     """Run one step in this (fresh) process and report its peak RSS."""
     sys.path.insert(0, str(ROOT))
@@ -63,8 +72,7 @@ def measure(step: str, pickle_path: Path, cache: Path) -> dict:
         train = dataset["train"]
         for index in np.random.default_rng(0).integers(0, len(train), 64):  # random access, as a DataLoader does
             _ = train[int(index)]["audio_features"].sum()
-    return {"step": step, "rows": rows, "seconds": round(time.time() - started, 1),
-            "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
+    return {"step": step, "rows": rows, "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()}
 
 
 def main() -> None:
@@ -79,14 +87,23 @@ def main() -> None:
         return
     options.workdir.mkdir(parents=True, exist_ok=True)
     if not pickle_path.exists():
-        write_pickle(pickle_path, options.scale)
+        subprocess.run([sys.executable, "-c", f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+                        f"import pickle_vs_arrow_memory as b; from pathlib import Path; "
+                        f"b.write_pickle(Path({str(pickle_path)!r}), {options.scale})"], check=True)
     rows = []
+    baseline = json.loads(subprocess.run([sys.executable, "-c", "import sys, json; sys.path.insert(0, "
+                                          f"{str(ROOT)!r}); import dataset_scripts; sys.path.insert(0, "
+                                          f"{str(Path(__file__).parent)!r}); import pickle_vs_arrow_memory as b; "
+                                          "print(json.dumps(b.peak_rss_mb()))"],
+                                         check=True, capture_output=True, text=True).stdout)
+    shutil.rmtree(cache, ignore_errors=True)  # the first load must really convert
     for step in ("pickle.load", "convert to Arrow (first load)", "reopen Arrow (later loads)"):
         command = [sys.executable, __file__, "--workdir", str(options.workdir), "--step", step]
         output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         rows.append(json.loads(output.strip().splitlines()[-1]))
     size_mb = pickle_path.stat().st_size / 2**20
-    print(f"\nMMSA pickle {pickle_path.name}: {size_mb:,.0f} MB on disk, {rows[0]['rows']} samples\n")
+    print(f"\nMMSA pickle {pickle_path.name}: {size_mb:,.0f} MB on disk, {rows[0]['rows']} samples; "
+          f"importing dataset_scripts alone peaks at {baseline:,} MB\n")
     print("| step | peak RSS (MB) | seconds |\n|---|---|---|")
     for row in rows:
         print(f"| {row['step']} | {row['peak_rss_mb']:,} | {row['seconds']} |")

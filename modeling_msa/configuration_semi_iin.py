@@ -3,6 +3,8 @@
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
+from .msa_utils import check_config_keys
+
 ATTENTION_MODES = ("intra_inter", "global")
 FUSION_MODES = ("gate", "add", "concat", "dot")
 
@@ -72,6 +74,10 @@ class SemiIINConfig(PreTrainedConfig):
     pseudo_label_loss_weight: float | int = 0.2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-5
+
+    def __post_init__(self, **kwargs):
+        check_config_keys(self, kwargs)
+        super().__post_init__(**kwargs)
 
     def validate_architecture(self):
         """Checked by `@strict` at init and save time."""

@@ -4,6 +4,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .msa_utils import check_config_keys
+
 MODALITIES = ("text", "audio", "vision")
 TEXT_INPUTS = ("input_ids", "features")
 UNIMODAL_WEIGHTINGS = ("tanh", "uniform")
@@ -74,6 +76,7 @@ class SharedPrivateConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
+        check_config_keys(self, kwargs)
         if self.text_input == "input_ids" and self.text_config is None:
             self.text_config = {"model_type": "bert"}
         super().__post_init__(**kwargs)

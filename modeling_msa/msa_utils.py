@@ -69,3 +69,24 @@ def lengths_from_mask(mask: torch.Tensor | None, features: torch.Tensor, field: 
     if not torch.equal(mask, prefix_mask(lengths, frames)):
         raise ValueError(f"{field} must be right-padded: 1 for real frames first, then 0 for padding.")
     return lengths
+
+
+def check_config_keys(config, extra_keys) -> None:
+    """Reject keys that look like typos of a real field ("hiden_size"); warn about other unknown keys."""
+    import dataclasses
+    import difflib
+    import logging
+
+    fields = [f.name for f in dataclasses.fields(type(config))]
+    for key in extra_keys:
+        if key.startswith("_") or key in TRANSFORMERS_EXTRA_KEYS:
+            continue
+        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.85)
+        if close:
+            raise ValueError(f"{type(config).__name__} got unknown key {key!r}: did you mean {close[0]!r}?")
+        logging.getLogger(__name__).warning("%s: unknown key %r is kept as an attribute but no model part reads it.",
+                                            type(config).__name__, key)
+
+
+TRANSFORMERS_EXTRA_KEYS = {"auto_map", "model_type", "name_or_path", "transformers_version", "attn_implementation",
+                           "torch_dtype", "dtype", "num_labels", "trust_remote_code"}

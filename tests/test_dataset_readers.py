@@ -258,3 +258,16 @@ def test_convert_to_parquet_and_train_script_on_a_pickle(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-4000:]
     assert "Test metrics (mosi, semi_iin)" in result.stdout
+
+
+def test_media_without_audio_or_unreadable_is_named(tmp_path):
+    from dataset_scripts import verify_media
+
+    silent = write_clip(tmp_path / "silent.mp4", with_audio=False)
+    with pytest.raises(ValueError, match="silent.mp4 has no audio stream"):
+        verify_media(silent)
+    verify_media(silent, need_audio=False)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match="empty.mp4 is not a readable media file"):
+        verify_media(empty)

@@ -153,3 +153,15 @@ def test_config_validation_names_the_field():
         tiny_semi_iin_config(hidden_size=10, num_attention_heads=4)
     with pytest.raises(StrictDataclassError, match="hidden_size"):
         tiny_semi_iin_config(hidden_size="big")
+
+
+def test_unknown_config_keys_typos_fail_and_others_warn(caplog):
+    from modeling_msa import SharedPrivateConfig
+
+    with pytest.raises(ValueError, match="unknown key 'hiden_size': did you mean 'hidden_size'"):
+        tiny_semi_iin_config(hiden_size=64)
+    with pytest.raises(ValueError, match="did you mean 'alignment_loss_weight'"):
+        SharedPrivateConfig(text_input="features", alignment_loss_wieght=2.0)
+    with caplog.at_level("WARNING"):
+        config = tiny_semi_iin_config(experiment_note="run 3")
+    assert "unknown key 'experiment_note'" in caplog.text and config.experiment_note == "run 3"

@@ -22,10 +22,11 @@ import numpy as np
 import torch
 from datasets import Dataset, Value, concatenate_datasets
 from transformers import PreTrainedModel
-from transformers.trainer_utils import IntervalStrategy, get_last_checkpoint
+from transformers.trainer_utils import IntervalStrategy
 
 from modeling_msa.msa_utils import intensity_to_class
 
+from .checkpoints import last_complete_checkpoint
 from .trainer import MSATrainer, MSATrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -198,7 +199,7 @@ def _train_stage(build_model, previous, training_set, eval_dataset, test_dataset
         return model, json.loads(done_file.read_text()).get("test_metrics")
     model = build_model() if fresh or previous is None else previous
     trainer = MSATrainer(model=model, args=stage_args, train_dataset=training_set, eval_dataset=eval_dataset)
-    resume = get_last_checkpoint(str(stage_dir)) if stage_dir.exists() else None
+    resume = last_complete_checkpoint(stage_dir)
     trainer.train(resume_from_checkpoint=resume)
     metrics = None
     if test_dataset is not None:

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 from transformers import TrainerCallback
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 
 from .collator import MSADataCollator
 from .trainer import MSATrainer, MSATrainingArguments
@@ -116,19 +115,22 @@ class SharedPrivateTrainer(MSATrainer):
         )
         return self.optimizer
 
-    def _save_checkpoint(self, model, trial):
-        super()._save_checkpoint(model, trial)
-        if self.label_bank is not None and self.is_world_process_zero():
-            folder = os.path.join(self._get_output_dir(trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+    @property
+    def checkpoint_required_files(self) -> tuple[str, ...]:
+        return (BANK_FILE,) if self.label_bank is not None else ()
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        """Checkpoints (`_internal_call`) also hold the label bank, written before Trainer's state file so that
+        a complete checkpoint always has it."""
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if _internal_call and self.label_bank is not None and self.args.should_save:
+            folder = output_dir or self.args.output_dir
             temporary = os.path.join(folder, BANK_FILE + ".tmp")
             self.label_bank.save(temporary)
             os.replace(temporary, os.path.join(folder, BANK_FILE))
 
     def train(self, resume_from_checkpoint=None, **kwargs):
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"No checkpoint to resume from in {self.args.output_dir}.")
+        resume_from_checkpoint = self.resolve_checkpoint(resume_from_checkpoint)
         if resume_from_checkpoint and self.label_bank is not None:
             bank = os.path.join(resume_from_checkpoint, BANK_FILE)
             if not os.path.exists(bank):

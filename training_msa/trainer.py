@@ -1,5 +1,6 @@
 """`Trainer` for msa-hub models: multimodal collator and MSA metrics by default."""
 
+import logging
 import os
 from dataclasses import dataclass, field
 
@@ -7,8 +8,11 @@ import torch
 
 from transformers import Trainer, TrainingArguments
 
+from .checkpoints import last_complete_checkpoint
 from .collator import MSADataCollator
 from .metrics import METRIC_PROFILES, build_compute_metrics
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -45,7 +49,10 @@ class MSATrainingArguments(TrainingArguments):
 
 class MSATrainer(Trainer):
     """A `Trainer` whose defaults fit msa-hub models: `MSADataCollator` (padding + masks) and the metrics of
-    `args.metrics_profile`. Everything else (accelerate/DDP, checkpoints, resume, logging) is `Trainer`'s."""
+    `args.metrics_profile`; `resume_from_checkpoint=True` (or "last") resumes from the newest checkpoint that
+    was written completely. Everything else (accelerate/DDP, logging) is `Trainer`'s."""
+
+    checkpoint_required_files: tuple[str, ...] = ()
 
     def __init__(self, model=None, args: MSATrainingArguments | None = None, data_collator=None,
                  compute_metrics=None, **kwargs):
@@ -61,3 +68,17 @@ class MSATrainer(Trainer):
             compute_metrics = build_compute_metrics(getattr(args, "metrics_profile", "mosi"), num_classes)
         super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
                          **kwargs)
+
+    def resolve_checkpoint(self, resume_from_checkpoint):
+        """True, "true" or "last" -> the newest complete checkpoint of `output_dir`; anything else unchanged."""
+        if resume_from_checkpoint is True or (
+            isinstance(resume_from_checkpoint, str) and resume_from_checkpoint.lower() in ("true", "last")
+        ):
+            resume_from_checkpoint = last_complete_checkpoint(self.args.output_dir, self.checkpoint_required_files)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No complete checkpoint to resume from in {self.args.output_dir}.")
+            logger.info("Resuming from the last complete checkpoint %s", resume_from_checkpoint)
+        return resume_from_checkpoint
+
+    def train(self, resume_from_checkpoint=None, **kwargs):
+        return super().train(resume_from_checkpoint=self.resolve_checkpoint(resume_from_checkpoint), **kwargs)
