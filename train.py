@@ -12,7 +12,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from transformers import HfArgumentParser, set_seed
+from transformers import AutoConfig, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig, load_msa_dataset
@@ -41,6 +41,11 @@ class ModelArguments:
     model: str = field(default="semi_iin", metadata={"help": f"One of {sorted(MODELS)}."})
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start from a saved msa-hub folder instead of a fresh model."}
+    )
+    text_encoder: str | None = field(
+        default=None,
+        metadata={"help": "shared_private/self_mm: a pretrained transformers text encoder (name or folder) run on "
+                          "the dataset's input_ids, e.g. bert-base-uncased; default: precomputed text_features."},
     )
 
 
@@ -101,17 +106,27 @@ def build_model(model_args, config_args, dataset, training_args):
     unknown = set(flags) - {f.name for f in own_fields(config_class)}
     if unknown:
         raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
+    if model_args.text_encoder and config_class is not SharedPrivateConfig:
+        raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
     if model_args.model_name_or_path:
         return model_class.from_pretrained(model_args.model_name_or_path, **flags)
     config_kwargs = {**feature_dims(dataset["train"]), **flags}
     if config_class is SharedPrivateConfig:
         config_kwargs["text_input"] = "features"
+        if model_args.text_encoder:
+            if "input_ids" not in dataset["train"].column_names:
+                raise SystemExit("--text_encoder needs an input_ids column (e.g. an MMSA pickle with text_bert).")
+            config_kwargs.update(text_input="input_ids",
+                                 text_config=AutoConfig.from_pretrained(model_args.text_encoder).to_dict())
         if training_args.use_human_unimodal_labels:
             config_kwargs.setdefault("unimodal_loss_weighting", "uniform")
     else:
         probe = config_factory(**config_kwargs)
         config_kwargs = {**model_token_limits(probe, max_frames(dataset, training_args)), **config_kwargs}
-    return model_class(config_factory(**config_kwargs))
+    model = model_class(config_factory(**config_kwargs))
+    if config_class is SharedPrivateConfig and model_args.text_encoder:
+        model.load_pretrained_text_encoder(model_args.text_encoder)
+    return model
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:

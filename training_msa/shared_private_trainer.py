@@ -62,7 +62,7 @@ class SharedPrivateTrainer(MSATrainer):
             data_collator = MSADataCollator(
                 max_text_length=args.max_text_length, max_audio_length=args.max_audio_length,
                 max_vision_length=args.max_vision_length, include_sample_index=True,
-                human_unimodal_labels=args.use_human_unimodal_labels,
+                human_unimodal_labels=args.use_human_unimodal_labels, text_input=model.config.text_input,
             )
         self.label_bank = None
         if train_dataset is not None and not args.use_human_unimodal_labels:
