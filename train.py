@@ -98,16 +98,23 @@ def print_table(title: str, metrics: dict[str, float]) -> None:
         print(f"{name:<{width}}  {value:>9.4f}" if isinstance(value, (int, float)) else f"{name:<{width}}  {value}")
 
 
+def check_model_arguments(model_args, config_args) -> None:
+    """Fail before any data is read when a flag does not belong to the chosen model."""
+    if model_args.model not in MODELS:
+        raise SystemExit(f"--model {model_args.model!r}: expected one of {sorted(MODELS)}.")
+    config_class = MODELS[model_args.model][1].config_class
+    unknown = set(overrides(config_args)) - {f.name for f in own_fields(config_class)}
+    if unknown:
+        raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
+    if model_args.text_encoder and config_class is not SharedPrivateConfig:
+        raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
+
+
 def build_model(model_args, config_args, dataset, training_args):
     """A fresh model sized to the dataset (or a saved one), with the config flags that were set."""
     config_factory, model_class, _ = MODELS[model_args.model]
     config_class = model_class.config_class
     flags = overrides(config_args)
-    unknown = set(flags) - {f.name for f in own_fields(config_class)}
-    if unknown:
-        raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
-    if model_args.text_encoder and config_class is not SharedPrivateConfig:
-        raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
     if model_args.model_name_or_path:
         return model_class.from_pretrained(model_args.model_name_or_path, **flags)
     config_kwargs = {**feature_dims(dataset["train"]), **flags}
@@ -133,8 +140,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    if model_args.model not in MODELS:
-        raise SystemExit(f"--model {model_args.model!r}: expected one of {sorted(MODELS)}.")
+    check_model_arguments(model_args, config_args)
     set_seed(training_args.seed)
 
     dataset_options = {}
