@@ -21,6 +21,7 @@ from training_msa import MSATrainer, SharedPrivateTrainer, SharedPrivateTraining
 from training_msa.arguments import config_arguments, overrides, own_fields
 from training_msa.data import feature_dims, max_frames, model_token_limits
 from training_msa.export import save_hub_ready
+from training_msa.runtime import use_all_cpu_threads_when_alone
 from training_msa.self_training import SelfTrainingArguments, run_self_training, subsample_labeled
 
 logger = logging.getLogger("train")
@@ -141,6 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_model_arguments(model_args, config_args)
+    use_all_cpu_threads_when_alone()
     set_seed(training_args.seed)
 
     dataset_options = {}

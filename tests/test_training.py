@@ -160,3 +160,24 @@ def test_train_script_self_training(tmp_path):
     selection = json.loads((tmp_path / "out" / "stage-1" / "pseudo_labels.json").read_text())
     assert max(selection["counts_per_class"].values()) <= 3
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
+
+
+def test_single_accelerate_process_gets_every_core(monkeypatch):
+    import os
+
+    from training_msa.runtime import use_all_cpu_threads_when_alone
+
+    before = torch.get_num_threads()
+    monkeypatch.setenv("ACCELERATE_DYNAMO_BACKEND", "no")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    try:
+        torch.set_num_threads(1)
+        use_all_cpu_threads_when_alone()
+        assert torch.get_num_threads() == len(os.sched_getaffinity(0))
+        monkeypatch.setenv("WORLD_SIZE", "2")  # several processes share the cores: leave them alone
+        torch.set_num_threads(1)
+        use_all_cpu_threads_when_alone()
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

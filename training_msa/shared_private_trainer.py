@@ -8,7 +8,6 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .collator import MSADataCollator
 from .trainer import MSATrainer, MSATrainingArguments
 from .ulgm import UnimodalLabelBank
 
@@ -59,10 +58,9 @@ class SharedPrivateTrainer(MSATrainer):
                  data_collator=None, **kwargs):
         args = args if args is not None else SharedPrivateTrainingArguments()
         if data_collator is None:
-            data_collator = MSADataCollator(
-                max_text_length=args.max_text_length, max_audio_length=args.max_audio_length,
-                max_vision_length=args.max_vision_length, include_sample_index=True,
-                human_unimodal_labels=args.use_human_unimodal_labels, text_input=model.config.text_input,
+            data_collator = self.default_data_collator(
+                args, include_sample_index=True, human_unimodal_labels=args.use_human_unimodal_labels,
+                text_input=model.config.text_input,
             )
         self.label_bank = None
         if train_dataset is not None and not args.use_human_unimodal_labels:

@@ -58,16 +58,22 @@ class MSATrainer(Trainer):
                  compute_metrics=None, **kwargs):
         args = args if args is not None else MSATrainingArguments()
         if data_collator is None:
-            data_collator = MSADataCollator(
-                max_text_length=getattr(args, "max_text_length", None),
-                max_audio_length=getattr(args, "max_audio_length", None),
-                max_vision_length=getattr(args, "max_vision_length", None),
-            )
+            data_collator = self.default_data_collator(args)
         if compute_metrics is None:
             num_classes = getattr(getattr(model, "config", None), "num_emotion_classes", 7)
             compute_metrics = build_compute_metrics(getattr(args, "metrics_profile", "mosi"), num_classes)
         super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
                          **kwargs)
+
+    @staticmethod
+    def default_data_collator(args, **options) -> MSADataCollator:
+        """`MSADataCollator` with the truncation lengths of `args` (plain `TrainingArguments` have none)."""
+        return MSADataCollator(
+            max_text_length=getattr(args, "max_text_length", None),
+            max_audio_length=getattr(args, "max_audio_length", None),
+            max_vision_length=getattr(args, "max_vision_length", None),
+            **options,
+        )
 
     def resolve_checkpoint(self, resume_from_checkpoint):
         """True, "true" or "last" -> the newest complete checkpoint of `output_dir`; anything else unchanged."""
