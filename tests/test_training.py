@@ -181,3 +181,23 @@ def test_single_accelerate_process_gets_every_core(monkeypatch):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path):
+    from training_msa.multiseed import summarize
+
+    summary = summarize({1: {"MAE": 0.5, "Corr": 0.7}, 2: {"MAE": 0.7, "Corr": 0.9}})
+    assert summary["MAE"]["mean"] == pytest.approx(0.6) and summary["MAE"]["std"] == pytest.approx(0.141421, rel=1e-5)
+    flags = [f"--synthetic_{k}={v}" for k, v in TINY_DATA.items()]
+    argv = ["--seeds", "3", "4", "--", *flags, "--hidden_size=16", "--num_attention_heads=2", "--num_train_epochs=1",
+            f"--output_dir={tmp_path / 'sweep'}", f"--dataset_cache_dir={tmp_path / 'cache'}", "--disable_tqdm=true"]
+    result = subprocess.run([sys.executable, "-m", "training_msa.multiseed", *argv], capture_output=True, text=True,
+                            timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Test metrics over seeds [3, 4] (mean ± std)" in result.stdout
+    report = json.loads((tmp_path / "sweep" / "multiseed_results.json").read_text())
+    assert sorted(report["results"]) == ["3", "4"] and "MAE" in report["summary"]
+    assert report["results"]["3"] != report["results"]["4"]  # the seeds really differ
+    rerun = subprocess.run([sys.executable, "-m", "training_msa.multiseed", *argv], capture_output=True, text=True,
+                           timeout=600, cwd=ROOT)
+    assert rerun.returncode == 0 and "[multiseed] seed" not in rerun.stdout  # finished seeds are not rerun

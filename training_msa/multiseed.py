@@ -1,0 +1,86 @@
+"""Run `train.py` once per seed and report mean ± std of every test metric (MMSA reports seeds 1111-1115).
+
+    python -m training_msa.multiseed --seeds 1111 1112 1113 1114 1115 -- --model self_mm --output_dir runs/self-mm
+
+Each seed trains into `<output_dir>/seed-<seed>`; a seed whose `model/test_results.json` already exists is
+not run again, so an interrupted sweep resumes where it stopped. The summary is printed and written to
+`<output_dir>/multiseed_results.json`.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "train.py"
+
+
+def _option(arguments: list[str], name: str) -> str | None:
+    for index, argument in enumerate(arguments):
+        if argument == f"--{name}" and index + 1 < len(arguments):
+            return arguments[index + 1]
+        if argument.startswith(f"--{name}="):
+            return argument.split("=", 1)[1]
+    return None
+
+
+def summarize(results: dict[int, dict[str, float]]) -> dict[str, dict[str, float]]:
+    """{metric: {"mean", "std"}} over seeds (sample std; 0 for a single seed)."""
+    metrics = sorted(set().union(*(r.keys() for r in results.values())))
+    summary = {}
+    for metric in metrics:
+        values = [r[metric] for r in results.values() if isinstance(r.get(metric), (int, float))]
+        if values:
+            summary[metric] = {"mean": statistics.mean(values),
+                               "std": statistics.stdev(values) if len(values) > 1 else 0.0}
+    return summary
+
+
+def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] | None = None) -> dict:
+    if _option(train_arguments, "seed") is not None:
+        raise ValueError("Give seeds with --seeds, not --seed in the train.py arguments.")
+    output_dir = Path(_option(train_arguments, "output_dir") or "outputs/multiseed")
+    base = [a for i, a in enumerate(train_arguments)
+            if not (a.startswith("--output_dir") or (i > 0 and train_arguments[i - 1] == "--output_dir"))]
+    results, failures = {}, {}
+    for seed in seeds:
+        seed_dir = output_dir / f"seed-{seed}"
+        result_file = seed_dir / "model" / "test_results.json"
+        if not result_file.exists():
+            command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *base, "--seed", str(seed),
+                       "--output_dir", str(seed_dir)]
+            print(f"[multiseed] seed {seed}: {' '.join(command)}", flush=True)
+            completed = subprocess.run(command, env=os.environ.copy())
+            if completed.returncode != 0 or not result_file.exists():
+                failures[seed] = f"exit code {completed.returncode}"  # reported, the sweep goes on
+                continue
+        results[seed] = json.loads(result_file.read_text())
+    report = {"seeds": seeds, "results": results, "failures": failures, "summary": summarize(results)}
+    output_dir.mkdir(parents=True, exist_ok=True)
+    temporary = output_dir / "multiseed_results.json.tmp"
+    temporary.write_text(json.dumps(report, indent=2))
+    temporary.replace(output_dir / "multiseed_results.json")
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     usage="python -m training_msa.multiseed --seeds S [S ...] -- TRAIN_ARGS")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112, 1113, 1114, 1115])
+    arguments = sys.argv[1:]
+    split = arguments.index("--") if "--" in arguments else len(arguments)
+    options = parser.parse_args(arguments[:split])
+    report = run_seeds(options.seeds, arguments[split + 1:])
+    print(f"\nTest metrics over seeds {sorted(report['results'])} (mean ± std)")
+    for metric, value in report["summary"].items():
+        print(f"{metric:<16} {value['mean']:.4f} ± {value['std']:.4f}")
+    if report["failures"]:
+        print(f"failed seeds: {report['failures']}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
