@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -201,3 +202,28 @@ def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path):
     rerun = subprocess.run([sys.executable, "-m", "training_msa.multiseed", *argv], capture_output=True, text=True,
                            timeout=600, cwd=ROOT)
     assert rerun.returncode == 0 and "[multiseed] seed" not in rerun.stdout  # finished seeds are not rerun
+
+
+def test_shared_private_with_human_unimodal_labels(tmp_path):
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+    from training_msa import SharedPrivateTrainer, SharedPrivateTrainingArguments
+
+    data = make_synthetic_dataset(SyntheticMSAConfig(**{**TINY_DATA, "num_train": 32}), cache_dir=str(tmp_path / "c"))
+    train = data["train"].with_format(None)
+    for column, shift in (("label_T", 0.5), ("label_A", -0.5), ("label_V", 0.0)):
+        train = train.add_column(column, [float(x) + shift for x in train["label"]])
+    train = train.with_format("numpy")
+    model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_input="features", text_feature_size=12, audio_feature_size=6, vision_feature_size=5,
+        unimodal_loss_weighting="uniform"))
+    args = SharedPrivateTrainingArguments(output_dir=str(tmp_path / "run"), num_train_epochs=1, save_strategy="no",
+                                          use_human_unimodal_labels=True, disable_tqdm=True, metrics_profile="sims")
+    trainer = SharedPrivateTrainer(model=model, args=args, train_dataset=train)
+    assert trainer.label_bank is None  # no ULGM: the dataset's labels are the unimodal targets
+    batch = trainer.data_collator([train[0], train[1]])
+    torch.testing.assert_close(batch["text_labels"], batch["labels"] + 0.5)
+    torch.testing.assert_close(batch["audio_labels"], batch["labels"] - 0.5)
+    result = trainer.train()
+    assert trainer.state.global_step == 1 and math.isfinite(result.training_loss)
+    with pytest.raises(KeyError, match="needs a 'label_T' column"):
+        trainer.data_collator([data["train"][0]])
