@@ -58,12 +58,16 @@ def test_label_bank_matches_float64_reference(exclude_zero):
     expected_labels, expected_centres = reference_ulgm(labels, schedule, bound=1.5, exclude_zero=exclude_zero)
 
     bank = UnimodalLabelBank(torch.tensor(labels), SIZES, label_bound=1.5, exclude_zero=exclude_zero)
+    stepped = UnimodalLabelBank(torch.tensor(labels), SIZES, label_bound=1.5, exclude_zero=exclude_zero)
     for epoch, indexes, features in schedule:
         tensors = {m: torch.tensor(f, dtype=torch.float32) for m, f in features.items()}
         if epoch > 1:
             bank.update_labels(tensors, torch.tensor(indexes), epoch)
         bank.update_features(tensors, torch.tensor(indexes))
         bank.update_centers()
+        stepped.step(tensors, torch.tensor(indexes), epoch)  # the trainer's one-gather path
+    for key, value in bank.state_dict().items():
+        assert torch.equal(stepped.state_dict()[key], value), key
 
     for mode in SIZES:
         np.testing.assert_allclose(bank.labels(mode).numpy(), expected_labels[mode], atol=1e-4)

@@ -85,11 +85,7 @@ class SharedPrivateTrainer(MSATrainer):
                 inputs[f"{mode}_labels"] = self.label_bank.labels(mode)[cpu_indexes].to(inputs["labels"].device)
         outputs = model(**inputs)
         if use_bank:
-            features = {mode: value.detach() for mode, value in outputs.features.items()}
-            if self.ulgm_epoch > 1:
-                self.label_bank.update_labels(features, indexes, self.ulgm_epoch)
-            self.label_bank.update_features(features, indexes)
-            self.label_bank.update_centers()
+            self.label_bank.step(outputs.features, indexes, self.ulgm_epoch)
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def create_optimizer(self, model=None):

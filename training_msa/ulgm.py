@@ -86,9 +86,20 @@ class UnimodalLabelBank:
 
     def update_features(self, mode_features: dict[str, torch.Tensor], indexes: torch.Tensor) -> None:
         """Store this batch's (detached) features of every mode."""
-        features, indexes = self._gathered(mode_features, indexes)
+        self._store_features(*self._gathered(mode_features, indexes))
+
+    def _store_features(self, features: dict[str, torch.Tensor], indexes: torch.Tensor) -> None:
         for mode in MODES:
             self.feature_map[mode][indexes] = features[mode]
+
+    def step(self, mode_features: dict[str, torch.Tensor], indexes: torch.Tensor, epoch: int) -> None:
+        """One training batch in Self-MM's order (labels from epoch 2 on, features, centres), gathering across
+        ranks once."""
+        features, indexes = self._gathered(mode_features, indexes)
+        if epoch > 1:
+            self._move_labels(features, indexes, epoch)
+        self._store_features(features, indexes)
+        self.update_centers()
 
     def update_centers(self) -> None:
         """Positive/negative centre of each mode over the whole bank, by that mode's current labels."""
@@ -108,7 +119,9 @@ class UnimodalLabelBank:
         """Momentum update of the text/audio/vision labels of this batch (call from epoch 2 on)."""
         if epoch < 1:
             raise ValueError(f"epoch counts from 1, got {epoch}.")
-        features, indexes = self._gathered(mode_features, indexes)
+        self._move_labels(*self._gathered(mode_features, indexes), epoch)
+
+    def _move_labels(self, features: dict[str, torch.Tensor], indexes: torch.Tensor, epoch: int) -> None:
         delta_fusion = self._relative_distance(features["fusion"], "fusion")
         multimodal = self.label_map["fusion"][indexes]
         for mode in UNIMODAL_MODES:
