@@ -111,6 +111,16 @@ def check_model_arguments(model_args, config_args) -> None:
         raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
 
 
+def publish(model, metrics, data_args, training_args, argv) -> None:
+    """The Hub-ready folder `<output_dir>/model` with the test metrics and the command that made it."""
+    folder = save_hub_ready(
+        model, Path(training_args.output_dir) / "model", metrics=metrics, dataset_name=data_args.dataset_name,
+        metrics_profile=training_args.metrics_profile, command="accelerate launch train.py " + shlex.join(argv),
+        extra_files={"training_args.json": training_args.to_json_string()},
+    )
+    print(f"\nHub-ready model folder: {folder}")
+
+
 def build_model(model_args, config_args, dataset, training_args):
     """A fresh model sized to the dataset (or a saved one), with the config flags that were set."""
     config_factory, model_class, _ = MODELS[model_args.model]
@@ -171,16 +181,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if trainer.is_world_process_zero():
         print_table(f"Test metrics ({data_args.dataset_name}, {model_args.model})", metrics)
-        folder = save_hub_ready(
-            trainer.accelerator.unwrap_model(trainer.model),
-            Path(training_args.output_dir) / "model",
-            metrics=metrics,
-            dataset_name=data_args.dataset_name,
-            metrics_profile=training_args.metrics_profile,
-            command="accelerate launch train.py " + shlex.join(argv),
-            extra_files={"training_args.json": training_args.to_json_string()},
-        )
-        print(f"\nHub-ready model folder: {folder}")
+        publish(trainer.accelerator.unwrap_model(trainer.model), metrics, data_args, training_args, argv)
     return metrics
 
 
@@ -205,13 +206,7 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
             print(f"pseudo-labels kept per class: {result.pseudo_label_counts}")
     final = results[-1]
     model = MODELS[model_args.model][1].from_pretrained(final.model_dir)
-    folder = save_hub_ready(
-        model, Path(training_args.output_dir) / "model", metrics=final.test_metrics,
-        dataset_name=data_args.dataset_name, metrics_profile=training_args.metrics_profile,
-        command="accelerate launch train.py " + shlex.join(argv),
-        extra_files={"training_args.json": training_args.to_json_string()},
-    )
-    print(f"\nHub-ready model folder: {folder}")
+    publish(model, final.test_metrics, data_args, training_args, argv)
     return final.test_metrics
 
 

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from process_memory import peak_rss_mb  # noqa: E402
 from modeling_msa import build_interaction_masks  # noqa: E402
 
 
@@ -39,9 +40,8 @@ def run(implementation: str, length: int, batch: int, repeats: int) -> dict:
         output.sum().backward()
         if index:  # the first call warms up
             times.append(time.perf_counter() - started)
-    peak = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
-    return {"ms": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak / 1024}
+    peak = peak_rss_mb()
+    return {"ms": 1000 * sorted(times)[len(times) // 2], "peak_mb": peak}
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
 Writes a synthetic pickle in MMSA's unaligned_50 layout (MOSEI split sizes 16326/1871/4659, audio 500x74,
 vision 500x35, text_bert 3x50; `--scale` shrinks the sample counts), then measures each step in a fresh
-process (peak RSS from getrusage) and prints a table.
+process (peak RSS = the process's VmHWM) and prints a table.
 
     python benchmarks/pickle_vs_arrow_memory.py --workdir /tmp/mosei-bench
 """
@@ -10,7 +10,6 @@ process (peak RSS from getrusage) and prints a table.
 import argparse
 import json
 import pickle
-import resource
 import shutil
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from process_memory import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
 SPLITS = {"train": 16326, "valid": 1871, "test": 4659}
@@ -47,14 +47,6 @@ def write_pickle(path: Path, scale: float) -> None:
         pickle.dump(data, handle, protocol=4)
 
 
-def peak_rss_mb() -> int:
-    """VmHWM: the peak resident set of this process image (ru_maxrss would carry the parent's peak over)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
 def measure(step: str, pickle_path: Path, cache: Path) -> dict:
     """Run one step in this (fresh) process and report its peak RSS."""
     sys.path.insert(0, str(ROOT))
@@ -72,7 +64,7 @@ def measure(step: str, pickle_path: Path, cache: Path) -> dict:
         train = dataset["train"]
         for index in np.random.default_rng(0).integers(0, len(train), 64):  # random access, as a DataLoader does
             _ = train[int(index)]["audio_features"].sum()
-    return {"step": step, "rows": rows, "seconds": round(time.time() - started, 1), "peak_rss_mb": peak_rss_mb()}
+    return {"step": step, "rows": rows, "seconds": round(time.time() - started, 1), "peak_rss_mb": round(peak_rss_mb())}
 
 
 def main() -> None:
@@ -93,8 +85,8 @@ def main() -> None:
     rows = []
     baseline = json.loads(subprocess.run([sys.executable, "-c", "import sys, json; sys.path.insert(0, "
                                           f"{str(ROOT)!r}); import dataset_scripts; sys.path.insert(0, "
-                                          f"{str(Path(__file__).parent)!r}); import pickle_vs_arrow_memory as b; "
-                                          "print(json.dumps(b.peak_rss_mb()))"],
+                                          f"{str(Path(__file__).parent)!r}); import process_memory as m; "
+                                          "print(json.dumps(round(m.peak_rss_mb())))"],
                                          check=True, capture_output=True, text=True).stdout)
     shutil.rmtree(cache, ignore_errors=True)  # the first load must really convert
     for step in ("pickle.load", "convert to Arrow (first load)", "reopen Arrow (later loads)"):

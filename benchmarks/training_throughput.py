@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from process_memory import peak_rss_mb  # noqa: E402
 from modeling_msa import (  # noqa: E402
     SemiIINConfig,
     SemiIINForSentimentAnalysis,
@@ -57,10 +58,9 @@ def run(model_name: str, dataset: str, batch: int, steps: int) -> dict:
         optimizer.zero_grad()
         if index:
             times.append(time.perf_counter() - started)
-    peak = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines()
-                if line.startswith("VmHWM:"))
+    peak = peak_rss_mb()
     median = sorted(times)[len(times) // 2]
-    return {"samples_per_s": batch / median, "step_s": median, "peak_mb": peak / 1024,
+    return {"samples_per_s": batch / median, "step_s": median, "peak_mb": peak,
             "params_m": sum(p.numel() for p in model.parameters()) / 1e6}
 
 

@@ -35,6 +35,16 @@ def test_short_training_run_lowers_loss_and_error(tmp_path):
     assert after["eval_Corr"] > 0.5, after
 
 
+def train_script():
+    """train.py as a module (it lives at the repository root, outside the packages)."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        import train
+    finally:
+        sys.path.remove(str(ROOT))
+    return train
+
+
 def run_train_script(*argv, cwd):
     result = subprocess.run(
         [sys.executable, str(ROOT / "train.py"), *argv], cwd=cwd, capture_output=True, text=True, timeout=600
@@ -66,11 +76,7 @@ def test_train_script_end_to_end_writes_hub_ready_folder(tmp_path):
 
 
 def test_yaml_recipe_reaches_every_hyper_parameter():
-    sys.path.insert(0, str(ROOT))
-    try:
-        import train
-    finally:
-        sys.path.remove(str(ROOT))
+    train = train_script()
     model_args, data_args, config_args, _, _, training_args = train.parse_arguments([str(ROOT / "configs/semi_iin.yaml")])
     assert training_args.learning_rate == pytest.approx(1e-4) and training_args.num_train_epochs == 30
     assert config_args.regression_loss_weight == pytest.approx(0.6) and config_args.fusion == "gate"
@@ -138,11 +144,7 @@ def test_train_script_rejects_flags_of_another_model(tmp_path):
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
 def test_every_recipe_parses_and_names_a_known_model(recipe):
-    sys.path.insert(0, str(ROOT))
-    try:
-        import train
-    finally:
-        sys.path.remove(str(ROOT))
+    train = train_script()
     model_args, _, config_args, _, _, training_args = train.parse_arguments([str(ROOT / "configs" / recipe)])
     assert model_args.model in train.MODELS
     assert training_args.metric_for_best_model == "MAE" and training_args.greater_is_better is False

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, Value, concatenate_datasets
-from transformers import PreTrainedModel
+from transformers import AutoModel, PreTrainedModel
 from transformers.trainer_utils import IntervalStrategy
 
 from modeling_msa.msa_utils import intensity_to_class
@@ -195,7 +195,7 @@ def _train_stage(build_model, previous, training_set, eval_dataset, test_dataset
     model_dir = stage_dir / "model"
     if done_file.exists():
         logger.info("Stage %s already finished: loading %s", stage_dir.name, model_dir)
-        model = type(previous or build_model()).from_pretrained(model_dir)
+        model = AutoModel.from_pretrained(model_dir)  # msa-hub models are registered with AutoModel
         return model, json.loads(done_file.read_text()).get("test_metrics")
     model = build_model() if fresh or previous is None else previous
     trainer = MSATrainer(model=model, args=stage_args, train_dataset=training_set, eval_dataset=eval_dataset)
