@@ -7,8 +7,10 @@ them for `auto_map`, so `save_pretrained` writes a folder loadable with
 
 from transformers import AutoConfig, AutoModel
 
-from .configuration_semi_iin import SemiIINConfig
+from .configuration_face_cnn import FaceCNNConfig
+from .configuration_semi_iin import PAPER_ENCODERS, SemiIINConfig
 from .configuration_shared_private import SharedPrivateConfig
+from .modeling_face_cnn import FaceCNNModel
 from .modeling_semi_iin import (
     SemiIINForSentimentAnalysis,
     SemiIINOutput,
@@ -34,6 +36,9 @@ for _config, _model in (
     _model.register_for_auto_class("AutoModel")
 
 __all__ = [
+    "FaceCNNConfig",
+    "FaceCNNModel",
+    "PAPER_ENCODERS",
     "SemiIINConfig",
     "SemiIINForSentimentAnalysis",
     "SemiIINOutput",

@@ -1,11 +1,16 @@
 """Configuration of Semi-IIN (arXiv 2412.09784)."""
 
 from huggingface_hub.dataclasses import strict
-from transformers import PreTrainedConfig
+from transformers import AutoConfig, PreTrainedConfig
+from transformers.configuration_utils import SubConfigSpec
 
-from .msa_utils import check_config_keys
+from .configuration_face_cnn import FaceCNNConfig
+from .msa_utils import check_config_keys, encoder_output_size
 
 ATTENTION_MODES = ("intra_inter", "global")
+# The encoders of the paper's features; FabNet's weights are not on the Hub, so vision defaults to a random
+# FabNet-style CNN (`FaceCNNConfig`) to train or to replace with any transformers image backbone.
+PAPER_ENCODERS = {"text": "FacebookAI/roberta-large", "audio": "facebook/hubert-large-ll60k", "vision": "face_cnn"}
 FUSION_MODES = ("gate", "add", "concat", "dot")
 
 
@@ -40,10 +45,25 @@ class SemiIINConfig(PreTrainedConfig):
         regression_loss_weight: lambda_1 of `lambda_1 * MSE + (1 - lambda_1) * CE` on labelled samples.
         pseudo_label_loss_weight: lambda_2 of the CE term on pseudo-labelled samples (self-training).
         initializer_range: Std of the normal initialisation of linear/embedding weights.
+        text_config / audio_config / vision_config: Optional bundled encoders (sub-configs with a `model_type`):
+            a RoBERTa/BERT-family text encoder (fed `input_ids`), a HuBERT/wav2vec2-family audio encoder (fed
+            16 kHz `input_values`) and a per-frame image encoder (fed `pixel_values` [B, F, C, H, W]; the
+            FabNet-style `msa_face_cnn` or any transformers image backbone). A modality without one takes
+            precomputed features; with one, its `*_feature_size` is the encoder's output width.
+            See [`SemiIINConfig.from_encoders`].
+        text_encoder_layers / audio_encoder_layers: How many last hidden layers of the text / audio encoder are
+            averaged into the features (paper: last 4 RoBERTa layers).
+        freeze_encoders: Keep the bundled encoders' weights fixed (no gradients); for LoRA leave it False and
+            let peft freeze them.
     """
 
     model_type = "semi_iin"
     keys_to_ignore_at_inference = ["gate_values", "pooled_output"]
+    sub_configs_defaults = {
+        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="roberta", optional=True),
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="hubert", optional=True),
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type=FaceCNNConfig.model_type, optional=True),
+    }
 
     text_feature_size: int = 1024
     audio_feature_size: int = 1024
@@ -74,10 +94,44 @@ class SemiIINConfig(PreTrainedConfig):
     pseudo_label_loss_weight: float | int = 0.2
     initializer_range: float = 0.02
     layer_norm_eps: float = 1e-5
+    text_config: dict | PreTrainedConfig | None = None
+    audio_config: dict | PreTrainedConfig | None = None
+    vision_config: dict | PreTrainedConfig | None = None
+    text_encoder_layers: int = 4
+    audio_encoder_layers: int = 1
+    freeze_encoders: bool = False
 
     def __post_init__(self, **kwargs):
         check_config_keys(self, kwargs)
         super().__post_init__(**kwargs)
+        for modality in ("text", "audio", "vision"):
+            encoder_config = getattr(self, f"{modality}_config")
+            if encoder_config is not None:
+                setattr(self, f"{modality}_feature_size", encoder_output_size(encoder_config))
+
+    @property
+    def encoder_modalities(self) -> tuple[str, ...]:
+        """Modalities with a bundled encoder (raw inputs); the others take precomputed features."""
+        return tuple(name for name in ("text", "audio", "vision") if getattr(self, f"{name}_config") is not None)
+
+    @classmethod
+    def from_encoders(
+        cls,
+        text: str | PreTrainedConfig | None = PAPER_ENCODERS["text"],
+        audio: str | PreTrainedConfig | None = PAPER_ENCODERS["audio"],
+        vision: str | PreTrainedConfig | None = PAPER_ENCODERS["vision"],
+        **kwargs,
+    ) -> "SemiIINConfig":
+        """A config bundling encoders given as Hub ids / folders (their configs are read), configs, or None
+        (precomputed features). `vision="face_cnn"` is the FabNet-style CNN; defaults are the paper's encoders."""
+        sub_configs = {}
+        for modality, encoder in (("text", text), ("audio", audio), ("vision", vision)):
+            if encoder == "face_cnn":
+                encoder = FaceCNNConfig()
+            elif isinstance(encoder, str):
+                encoder = AutoConfig.from_pretrained(encoder)
+            sub_configs[f"{modality}_config"] = encoder
+        return cls(**sub_configs, **kwargs)
 
     def validate_architecture(self):
         """Checked by `@strict` at init and save time."""
@@ -99,9 +153,12 @@ class SemiIINConfig(PreTrainedConfig):
             raise ValueError(
                 f"SemiIINConfig: regression_loss_weight (lambda_1) must lie in [0, 1], got {self.regression_loss_weight}."
             )
+        for name in ("text_encoder_layers", "audio_encoder_layers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SemiIINConfig: {name} must be at least 1, got {getattr(self, name)}.")
         for name in ("text_kernel_size", "vision_kernel_size"):
             if getattr(self, name) % 2 != 1:
                 raise ValueError(f"SemiIINConfig: {name} must be odd ('same' padding), got {getattr(self, name)}.")
 
 
-__all__ = ["SemiIINConfig"]
+__all__ = ["PAPER_ENCODERS", "SemiIINConfig"]

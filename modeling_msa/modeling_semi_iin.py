@@ -16,6 +16,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_semi_iin import SemiIINConfig
+from .modeling_encoders import build_encoder, encode_audio, encode_frames, encode_text, load_encoder_weights
 from .msa_utils import (
     check_features,
     conv_output_lengths,
@@ -190,14 +191,15 @@ class SemiIINPreTrainedModel(PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, SemiIINForSentimentAnalysis):
-            init.normal_(module.special_tokens, mean=0.0, std=std)
 
 
 class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
-    """Semi-IIN on precomputed frame-level features; predicts an intensity and a sentiment class.
+    """Semi-IIN; predicts an intensity and a sentiment class.
 
-    Masks use 1 for real frames and 0 for padding (right padding). Padding never changes a prediction.
+    Each modality takes precomputed frame-level features or, when the config bundles its encoder
+    (`text_config` / `audio_config` / `vision_config`), raw inputs: `input_ids`, 16 kHz `input_values`,
+    video frames `pixel_values`. Masks use 1 for real frames and 0 for (right) padding; padding never
+    changes a prediction.
     """
 
     def __init__(self, config: SemiIINConfig):
@@ -216,7 +218,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             config.input_dropout,
         )
         self.modality_type_embeddings = nn.Embedding(3, hidden)
-        self.special_tokens = nn.Parameter(torch.zeros(NUM_SPECIAL_TOKENS, hidden))
+        self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, hidden)
         num_positions = NUM_SPECIAL_TOKENS + config.max_audio_tokens + config.max_text_tokens + config.max_vision_tokens
         self.position_embeddings = nn.Embedding(num_positions, hidden)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
@@ -230,7 +232,72 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
         self.head_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Linear(hidden, config.head_hidden_size))
         self.regression_head = nn.Linear(config.head_hidden_size, 1)
         self.emotion_head = nn.Linear(config.head_hidden_size, config.num_emotion_classes)
+        self.encoders = nn.ModuleDict({
+            modality: build_encoder(getattr(config, f"{modality}_config"), modality)
+            for modality in config.encoder_modalities
+        })
         self.post_init()
+        if config.freeze_encoders:
+            self.encoders.requires_grad_(False)
+
+    @classmethod
+    def from_pretrained_encoders(
+        cls, text: str | None = None, audio: str | None = None, vision: str | None = None, **config_kwargs
+    ) -> "SemiIINForSentimentAnalysis":
+        """A new Semi-IIN whose encoders start from pretrained checkpoints (Hub ids or folders); the fusion
+        part is randomly initialised. `vision="face_cnn"` builds the random FabNet-style CNN. A modality
+        given as None takes precomputed features. Paper: `text="FacebookAI/roberta-large",
+        audio="facebook/hubert-large-ll60k"` (see `PAPER_ENCODERS`)."""
+        config = SemiIINConfig.from_encoders(text=text, audio=audio, vision=vision, **config_kwargs)
+        model = cls(config)
+        model.load_pretrained_encoders(text=text, audio=audio, vision=None if vision == "face_cnn" else vision)
+        return model
+
+    def load_pretrained_encoders(self, **names_or_paths: str | None) -> None:
+        """Load pretrained weights into bundled encoders, e.g. `text="FacebookAI/roberta-large"`."""
+        for modality, name_or_path in names_or_paths.items():
+            if name_or_path is None:
+                continue
+            if modality not in self.encoders:
+                raise ValueError(f"load_pretrained_encoders: the config has no {modality}_config (no {modality} encoder).")
+            load_encoder_weights(self.encoders[modality], name_or_path, f"{modality}_config")
+
+    def train(self, mode: bool = True):
+        """Frozen encoders stay in eval mode (no dropout, no batch-norm statistics updates)."""
+        super().train(mode)
+        if self.config.freeze_encoders:
+            self.encoders.eval()
+        return self
+
+    def _encode_raw_inputs(self, features: dict, masks: dict, raw: dict) -> None:
+        """Replace `features`/`masks` entries by the bundled encoders' outputs where raw inputs are given."""
+        config = self.config
+        for modality, needed in (("text", "input_ids"), ("audio", "input_values"), ("vision", "pixel_values")):
+            given = raw[needed] is not None
+            if given and modality not in self.encoders:
+                raise ValueError(
+                    f"{needed} given but the config has no {modality}_config: pass {modality}_features, or build the "
+                    f"model with a {modality} encoder (SemiIINConfig.from_encoders)."
+                )
+            if not given:
+                if features[modality] is None:
+                    hint = f"{needed} (processor output) or " if modality in self.encoders else ""
+                    raise ValueError(f"No {modality} input: pass {hint}{modality}_features.")
+                continue
+            if modality == "text":
+                features["text"], masks["text"] = encode_text(
+                    self.encoders["text"], raw["input_ids"], raw["attention_mask"], raw["token_type_ids"],
+                    config.text_encoder_layers,
+                )
+            elif modality == "audio":
+                features["audio"], masks["audio"] = encode_audio(
+                    self.encoders["audio"], raw["input_values"], raw["waveform_attention_mask"],
+                    config.audio_encoder_layers,
+                )
+            else:
+                features["vision"], masks["vision"] = encode_frames(
+                    self.encoders["vision"], raw["pixel_values"], raw["frame_attention_mask"]
+                )
 
     def _position_ids(self, audio_len: int, text_len: int, vision_len: int, device) -> torch.Tensor:
         """Fixed position slots per modality (as in the official code), so padding shifts nothing."""
@@ -268,20 +335,30 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
 
     def forward(
         self,
-        text_features: torch.Tensor,
-        audio_features: torch.Tensor,
-        vision_features: torch.Tensor,
+        text_features: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
         text_attention_mask: torch.Tensor | None = None,
         audio_attention_mask: torch.Tensor | None = None,
         vision_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         emotion_labels: torch.Tensor | None = None,
         pseudo_label_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        waveform_attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        frame_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> SemiIINOutput | tuple:
         r"""
         text_features / audio_features / vision_features: [B, N, Dt], [B, L, Da], [B, M, Dv] frame features.
         *_attention_mask: [B, len] with 1 for real frames and 0 for (right) padding; None = all real.
+        input_ids / attention_mask / token_type_ids: Tokenized text, for a bundled text encoder.
+        input_values / waveform_attention_mask: 16 kHz waveforms [B, S] and their mask, for a bundled audio encoder.
+        pixel_values / frame_attention_mask: Frames [B, F, C, H, W] and their mask, for a bundled vision encoder.
         labels: [B] float sentiment intensities in [-3, 3].
         emotion_labels: [B] class ids; derived from `labels` when omitted.
         pseudo_label_mask: [B] bool, True for pseudo-labelled samples: they add only
@@ -290,6 +367,12 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
         config = self.config
         features = {"text": text_features, "audio": audio_features, "vision": vision_features}
         masks = {"text": text_attention_mask, "audio": audio_attention_mask, "vision": vision_attention_mask}
+        raw = {
+            "input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+            "input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
+            "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask,
+        }
+        self._encode_raw_inputs(features, masks, raw)
         expected = {
             "text": config.text_feature_size, "audio": config.audio_feature_size, "vision": config.vision_feature_size
         }
@@ -315,7 +398,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
         type_embeddings = self.modality_type_embeddings(type_ids)
         tokens = torch.cat(
             [
-                self.special_tokens.unsqueeze(0).expand(batch, -1, -1),
+                self.special_tokens.weight.unsqueeze(0).expand(batch, -1, -1),
                 audio + type_embeddings[0],
                 text + type_embeddings[1],
                 vision + type_embeddings[2],

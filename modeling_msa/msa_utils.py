@@ -71,6 +71,15 @@ def lengths_from_mask(mask: torch.Tensor | None, features: torch.Tensor, field: 
     return lengths
 
 
+def encoder_output_size(config) -> int:
+    """Width of the per-token (text/audio) or per-frame (vision) features an encoder config produces."""
+    if config.model_type == "msa_face_cnn":
+        return config.embedding_size
+    if getattr(config, "hidden_sizes", None):
+        return config.hidden_sizes[-1]
+    return config.hidden_size
+
+
 def check_config_keys(config, extra_keys) -> None:
     """Reject keys that look like typos of a real field ("hiden_size"); warn about other unknown keys."""
     import dataclasses
@@ -89,4 +98,5 @@ def check_config_keys(config, extra_keys) -> None:
 
 
 TRANSFORMERS_EXTRA_KEYS = {"auto_map", "model_type", "name_or_path", "transformers_version", "attn_implementation",
-                           "torch_dtype", "dtype", "num_labels", "trust_remote_code"}
+                           "torch_dtype", "dtype", "num_labels", "trust_remote_code", "output_attentions",
+                           "output_hidden_states", "return_dict"}

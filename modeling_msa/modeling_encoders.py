@@ -1,0 +1,123 @@
+"""Bundled encoders: raw text, waveforms and video frames -> frame-level features for the fusion models.
+
+Encoders are built from sub-configs with `AutoModel.from_config` (random weights, meta-device friendly);
+pretrained weights are loaded afterwards with [`load_encoder_weights`].
+"""
+
+import logging
+
+import torch
+from torch import nn
+from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
+
+from .configuration_face_cnn import FaceCNNConfig
+from .modeling_face_cnn import FaceCNNModel
+from .msa_utils import encoder_output_size, prefix_mask
+
+logger = logging.getLogger(__name__)
+
+ENCODER_MODALITIES = ("text", "audio", "vision")
+
+
+def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
+    """The encoder of `config` with random weights; text encoders without their (unused) pooler."""
+    if isinstance(config, FaceCNNConfig):
+        return FaceCNNModel(config)
+    if modality == "text":
+        try:
+            return AutoModel.from_config(config, add_pooling_layer=False)
+        except TypeError:
+            pass
+    return AutoModel.from_config(config)
+
+
+def load_encoder_weights(encoder: nn.Module, name_or_path: str, field: str, **kwargs) -> None:
+    """Copy the weights of the pretrained model `name_or_path` (Hub id or folder) into `encoder`."""
+    pretrained = AutoModel.from_pretrained(name_or_path, **kwargs)
+    missing, unexpected = encoder.load_state_dict(pretrained.state_dict(), strict=False)
+    unexpected = [key for key in unexpected if "pooler" not in key]
+    if missing or unexpected:
+        raise ValueError(
+            f"{field}: the weights of {name_or_path!r} do not fit the encoder built from the config "
+            f"(missing {missing[:5]}, unexpected {unexpected[:5]}); build the config from the same checkpoint "
+            "(e.g. `SemiIINConfig.from_encoders`)."
+        )
+
+
+def _grad_context(encoder: nn.Module):
+    """No autograd graph through an encoder none of whose parameters trains (frozen encoders)."""
+    trains = any(parameter.requires_grad for parameter in encoder.parameters())
+    return torch.set_grad_enabled(torch.is_grad_enabled() and trains)
+
+
+def encode_text(
+    encoder: nn.Module,
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    token_type_ids: torch.Tensor | None = None,
+    num_layers: int = 1,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token features [B, N, D] (mean of the last `num_layers` hidden states) and their mask."""
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    kwargs = {"input_ids": input_ids, "attention_mask": attention_mask, "output_hidden_states": num_layers > 1}
+    if token_type_ids is not None:
+        kwargs["token_type_ids"] = token_type_ids
+    with _grad_context(encoder):
+        output = encoder(**kwargs)
+    if num_layers > 1:
+        hidden = torch.stack(output.hidden_states[-num_layers:]).mean(0)
+    else:
+        hidden = output.last_hidden_state
+    return hidden, attention_mask
+
+
+def encode_audio(
+    encoder: nn.Module, input_values: torch.Tensor, waveform_mask: torch.Tensor | None, num_layers: int = 1
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Audio frame features [B, L, D] from 16 kHz waveforms [B, S] (HuBERT/wav2vec2 family) and their mask."""
+    if input_values.dim() != 2:
+        raise ValueError(f"input_values must be waveforms [batch, samples], got {tuple(input_values.shape)}.")
+    with _grad_context(encoder):
+        output = encoder(input_values, attention_mask=waveform_mask, output_hidden_states=num_layers > 1)
+    hidden = torch.stack(output.hidden_states[-num_layers:]).mean(0) if num_layers > 1 else output.last_hidden_state
+    if waveform_mask is None:
+        lengths = torch.full((hidden.shape[0],), hidden.shape[1], device=hidden.device)
+    else:
+        lengths = encoder._get_feat_extract_output_lengths(waveform_mask.sum(-1)).clamp(max=hidden.shape[1])
+    return hidden, prefix_mask(lengths, hidden.shape[1]).long()
+
+
+def encode_frames(
+    encoder: nn.Module, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame features [B, F, D] from frames [B, F, C, H, W]; padding frames are not encoded."""
+    if pixel_values.dim() != 5:
+        raise ValueError(
+            f"pixel_values must be video frames [batch, frames, channels, height, width], got {tuple(pixel_values.shape)}."
+        )
+    batch, frames = pixel_values.shape[:2]
+    if frame_mask is None:
+        frame_mask = torch.ones(batch, frames, dtype=torch.long, device=pixel_values.device)
+    real = frame_mask.bool()
+    with _grad_context(encoder):
+        output = encoder(pixel_values=pixel_values[real])
+    pooled = output.pooler_output
+    if pooled is None:
+        hidden = output.last_hidden_state
+        pooled = hidden.mean(1) if hidden.dim() == 3 else hidden.mean(dim=(2, 3))
+    pooled = pooled.flatten(1)
+    features = pooled.new_zeros(batch, frames, pooled.shape[-1])
+    features[real] = pooled
+    return features, frame_mask
+
+
+__all__ = [
+    "ENCODER_MODALITIES",
+    "build_encoder",
+    "encode_audio",
+    "encode_frames",
+    "encode_text",
+    "encoder_output_size",
+    "load_encoder_weights",
+]
