@@ -21,7 +21,7 @@ ENCODER_MODALITIES = ("text", "audio", "vision")
 
 def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
     """The encoder of `config` with random weights; text encoders without their (unused) pooler."""
-    if isinstance(config, FaceCNNConfig):
+    if config.model_type == FaceCNNConfig.model_type:  # by name: remote code may load two copies of the class
         return FaceCNNModel(config)
     if modality == "text":
         try:

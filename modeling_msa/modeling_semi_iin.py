@@ -220,7 +220,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
         self.modality_type_embeddings = nn.Embedding(3, hidden)
         self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, hidden)
         num_positions = NUM_SPECIAL_TOKENS + config.max_audio_tokens + config.max_text_tokens + config.max_vision_tokens
-        self.position_embeddings = nn.Embedding(num_positions, hidden)
+        self.token_position_embeddings = nn.Embedding(num_positions, hidden)
         self.embedding_dropout = nn.Dropout(config.embedding_dropout)
         if config.attention_mode == "intra_inter":
             self.intra_encoder = SemiIINEncoder(config)
@@ -405,7 +405,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             ],
             dim=1,
         )
-        tokens = tokens + self.position_embeddings(self._position_ids(*sizes, device=tokens.device))
+        tokens = tokens + self.token_position_embeddings(self._position_ids(*sizes, device=tokens.device))
         tokens = self.embedding_dropout(tokens)
         attention_masks = self._attention_masks((audio_len, text_len, vision_len), sizes, tokens.dtype)
 

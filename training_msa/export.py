@@ -10,6 +10,24 @@ from transformers import PreTrainedModel
 from .model_card import write_model_card
 
 
+def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> None:
+    """Model + processor + pipeline code + Inference Endpoints handler, loadable with trust_remote_code."""
+    from transformers import pipeline
+
+    from processing_msa import TASK
+    from processing_msa import handler as handler_module
+
+    missing = [m for m in ("text", "audio", "vision") if getattr(model.config, f"{m}_config", None) is None]
+    if missing:
+        raise ValueError(
+            f"A pipeline folder needs a model with bundled encoders for every modality; {missing} take precomputed "
+            "features (build the model with SemiIINConfig.from_encoders)."
+        )
+    pipeline(TASK, model=model, processor=processor).save_pretrained(directory, safe_serialization=True)
+    processor.save_pretrained(directory)
+    shutil.copyfile(handler_module.__file__, directory / "handler.py")
+
+
 def save_hub_ready(
     model: PreTrainedModel,
     save_directory: str | Path,
@@ -18,13 +36,21 @@ def save_hub_ready(
     metrics_profile: str = "mosi",
     command: str = "",
     extra_files: dict[str, str] | None = None,
+    processor=None,
 ) -> Path:
-    """Write the folder next to `save_directory`, then move it in place: a crash never leaves a half folder."""
+    """Write the folder next to `save_directory`, then move it in place: a crash never leaves a half folder.
+
+    With a `processor` (a model with bundled encoders), the folder also holds the processor, the
+    `multimodal-sentiment-analysis` pipeline code (`custom_pipelines` in config.json) and `handler.py` for
+    Inference Endpoints."""
     target = Path(save_directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        model.save_pretrained(staging, safe_serialization=True)
+        if processor is None:
+            model.save_pretrained(staging, safe_serialization=True)
+        else:
+            save_pipeline_files(model, processor, staging)
         write_model_card(
             staging,
             model_name=target.name,
@@ -34,6 +60,7 @@ def save_hub_ready(
             metrics=metrics or {},
             metrics_profile=metrics_profile,
             command=command,
+            with_pipeline=processor is not None,
         )
         if metrics:
             (staging / "test_results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

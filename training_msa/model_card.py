@@ -15,7 +15,18 @@ TEMPLATE = """---
 Trained with msa-hub on `{{ dataset_name }}` (metrics profile `{{ metrics_profile }}`).
 
 ## Usage
+{% if with_pipeline %}
+```python
+from transformers import pipeline
 
+pipe = pipeline("multimodal-sentiment-analysis", model="{{ repo_hint }}", trust_remote_code=True)
+pipe("clip.mp4", text="the transcript of the clip")
+# {"score": 1.2, "label": "positive", "emotion": "weakly positive", "emotion_scores": {...}, "gate_values": {...}}
+```
+
+The folder also holds the processor (`AutoProcessor.from_pretrained(..., trust_remote_code=True)`: video file ->
+16 kHz audio + frames + tokens) and `handler.py` for Inference Endpoints. Lower level:
+{% endif %}
 ```python
 import torch
 from transformers import AutoModel
@@ -49,6 +60,7 @@ def write_model_card(
     metrics: dict[str, float],
     metrics_profile: str,
     command: str,
+    with_pipeline: bool = False,
 ) -> Path:
     """Write README.md with a model-index (one EvalResult per finite metric) into `save_directory`."""
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
@@ -80,6 +92,7 @@ def write_model_card(
         metrics=finite,
         command=command,
         repo_hint=f"your-org/{model_name}",
+        with_pipeline=with_pipeline,
     )
     path = Path(save_directory) / "README.md"
     card.save(path)

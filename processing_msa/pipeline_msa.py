@@ -1,0 +1,94 @@
+"""The `multimodal-sentiment-analysis` pipeline: a video file (+ transcript) in, sentiment out."""
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, Pipeline
+from transformers.pipelines import PIPELINE_REGISTRY
+
+from .video_io import MediaDecodingError
+
+TASK = "multimodal-sentiment-analysis"
+SENTIMENT_CLASSES = (
+    "strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive", "strongly positive"
+)
+
+
+def polarity(score: float) -> str:
+    """MOSI/MOSEI convention: < 0 negative, 0 neutral, > 0 positive."""
+    return "positive" if score > 0 else "negative" if score < 0 else "neutral"
+
+
+class MultimodalSentimentPipeline(Pipeline):
+    """Sentiment of a clip: `pipe("clip.mp4", text="transcript")`, `pipe({"video": path, "text": ...})` or
+    `pipe({"text": ..., "audio": waveform, "sampling_rate": 16000, "frames": uint8 [F, H, W, 3]})`.
+
+    Returns `{"score": intensity in [-3, 3], "label": polarity, "emotion": 7-class label, "emotion_scores":
+    class probabilities, "gate_values": mean InterMA weight at the val/cls positions}`. In a batch (a list of
+    inputs) an input that cannot be read gives `{"error": message, "input": ...}` instead of stopping the batch.
+    """
+
+    _load_processor = True
+    _load_tokenizer = False
+    _load_feature_extractor = False
+    _load_image_processor = False
+
+    def _sanitize_parameters(self, text: str | None = None, **kwargs):
+        preprocess = {"text": text} if text is not None else {}
+        return preprocess, {}, {}
+
+    def __call__(self, inputs, **kwargs):
+        if isinstance(inputs, list) and kwargs.get("batch_size", 1) != 1:
+            raise ValueError("The multimodal-sentiment-analysis pipeline runs one clip at a time (batch_size=1).")
+        return super().__call__(inputs, **kwargs)
+
+    def preprocess(self, inputs, text: str | None = None):
+        try:
+            return {"model_inputs": self._processor_inputs(inputs, text)}
+        except (MediaDecodingError, ValueError, OSError) as error:
+            return {"error": str(error), "input": str(inputs) if not isinstance(inputs, dict) else inputs.get("video")}
+
+    def _processor_inputs(self, inputs, text: str | None):
+        if isinstance(inputs, (str, Path)):
+            inputs = {"video": inputs}
+        if not isinstance(inputs, dict):
+            raise ValueError(f"Expected a video path or a dict with 'video' or 'audio'+'frames', got {type(inputs).__name__}.")
+        text = inputs.get("text", text)
+        if text is None:
+            raise ValueError("No transcript: pass text=... (an empty string runs the model without words).")
+        if "video" in inputs:
+            return self.processor(text=text, videos=inputs["video"], return_tensors="pt")
+        return self.processor(text=text, audio=inputs.get("audio"), frames=inputs.get("frames"),
+                              sampling_rate=inputs.get("sampling_rate"), return_tensors="pt")
+
+    def _forward(self, model_inputs):
+        if "error" in model_inputs:
+            return model_inputs
+        with torch.no_grad():
+            output = self.model(**model_inputs["model_inputs"])
+        return {"output": output}
+
+    def postprocess(self, model_outputs):
+        if "error" in model_outputs:
+            return {"error": model_outputs["error"], "input": model_outputs["input"]}
+        output = model_outputs["output"]
+        score = float(output.logits[0].clamp(-3.0, 3.0))
+        probabilities = output.emotion_logits[0].float().softmax(-1)
+        names = SENTIMENT_CLASSES if len(probabilities) == len(SENTIMENT_CLASSES) else [
+            str(i) for i in range(len(probabilities))
+        ]
+        result = {
+            "score": score,
+            "label": polarity(score),
+            "emotion": names[int(probabilities.argmax())],
+            "emotion_scores": {name: float(p) for name, p in zip(names, probabilities)},
+        }
+        gate = getattr(output, "gate_values", None)
+        if gate is not None:
+            result["gate_values"] = {"val": float(gate[0, 0].mean()), "cls": float(gate[0, 1].mean())}
+        return result
+
+
+PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModel)
+
+__all__ = ["MultimodalSentimentPipeline", "SENTIMENT_CLASSES", "TASK", "polarity"]

@@ -1,0 +1,59 @@
+"""Publish a model with bundled encoders as one Hub folder: model, processor, pipeline code, handler, card.
+
+    python -m processing_msa.publish MODEL_DIR OUTPUT_DIR [--processor DIR] [--push-to-hub ORG/NAME]
+
+MODEL_DIR is a `save_pretrained` folder (e.g. `<output_dir>/model` of train.py); the processor is read from
+`--processor` or MODEL_DIR. Metrics in MODEL_DIR/test_results.json go into the model card's model-index.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from transformers import AutoModel, AutoProcessor
+
+import modeling_msa  # noqa: F401  (registers the models)
+import processing_msa  # noqa: F401  (registers the processor and the pipeline task)
+
+
+def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, push_to_hub: str | None = None,
+            private: bool = True) -> Path:
+    from training_msa.export import save_hub_ready
+
+    model_dir = Path(model_dir)
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    processor_source = Path(processor_dir or model_dir)
+    if not (processor_source / "processor_config.json").is_file():
+        raise SystemExit(
+            f"{processor_source} has no processor_config.json: pass --processor DIR (an MSAProcessor saved with "
+            "save_pretrained, e.g. MSAProcessor.from_encoders(...).save_pretrained(DIR))."
+        )
+    processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
+    results = model_dir / "test_results.json"
+    metrics = json.loads(results.read_text()) if results.is_file() else None
+    folder = save_hub_ready(model, output_dir, metrics=metrics, processor=processor,
+                            command="python -m processing_msa.publish " + " ".join(sys.argv[1:]))
+    if push_to_hub:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+        api.create_repo(push_to_hub, private=private, exist_ok=True)
+        api.upload_folder(repo_id=push_to_hub, folder_path=folder, commit_message="Upload msa-hub model")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("model_dir")
+    parser.add_argument("output_dir")
+    parser.add_argument("--processor", default=None, help="folder of the saved MSAProcessor (default: MODEL_DIR)")
+    parser.add_argument("--push-to-hub", default=None, metavar="REPO_ID")
+    parser.add_argument("--public", action="store_true", help="create the Hub repo public (default private)")
+    args = parser.parse_args(argv)
+    folder = publish(args.model_dir, args.output_dir, args.processor, args.push_to_hub, private=not args.public)
+    print(f"Hub-ready folder: {folder}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""Decode a video file into 16 kHz mono audio and RGB frames at a chosen frame rate (PyAV, no torchaudio)."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REENCODE_HINT = "re-encode it, e.g. `ffmpeg -i IN -c:v libx264 -c:a aac -ar 16000 OUT.mp4`"
+
+
+class MediaDecodingError(ValueError):
+    """A media file that cannot be used: unreadable, corrupt, or missing a stream the model needs."""
+
+
+@dataclass
+class DecodedVideo:
+    """frames: uint8 [F, H, W, 3] RGB; frame_times: seconds [F]; audio: float32 [S] mono in [-1, 1]."""
+
+    frames: np.ndarray
+    frame_times: np.ndarray
+    audio: np.ndarray | None
+    sampling_rate: int
+    path: str
+
+
+def decode_video(
+    path: str | Path,
+    fps: float = 3.0,
+    sampling_rate: int = 16000,
+    start: float | None = None,
+    end: float | None = None,
+    max_frames: int | None = None,
+    require_audio: bool = True,
+) -> DecodedVideo:
+    """Frames sampled at `fps` (one per 1/fps seconds, the first frame at/after each tick), the soundtrack
+    resampled to mono `sampling_rate`, both within [start, end) seconds. Raises `MediaDecodingError` naming the
+    file for unreadable/corrupt media, no video stream, or (with `require_audio`) no audio stream."""
+    import av
+
+    path = str(path)
+    if not Path(path).is_file():
+        raise MediaDecodingError(f"{path}: no such file.")
+    if fps <= 0:
+        raise ValueError(f"fps must be positive, got {fps}.")
+    start_time = float(start or 0.0)
+    try:
+        container = av.open(path)
+    except (av.error.FFmpegError, OSError) as error:
+        raise MediaDecodingError(f"{path}: not a readable media file ({error}); {REENCODE_HINT}.") from error
+    with container:
+        if not container.streams.video:
+            raise MediaDecodingError(f"{path}: has no video stream; pass the frames and audio to the processor directly.")
+        if require_audio and not container.streams.audio:
+            raise MediaDecodingError(
+                f"{path}: has no audio stream. The models need the soundtrack: use a file with audio, or pass "
+                "`audio=` (a 16 kHz waveform) with `frames=` to the processor."
+            )
+        streams = [container.streams.video[0]] + list(container.streams.audio[:1])
+        frames, times, audio_chunks = [], [], []
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
+        next_tick = start_time
+        if start_time > 0:
+            container.seek(int(start_time * av.time_base), backward=True)
+        try:
+            for packet in container.demux(streams):
+                for frame in packet.decode():
+                    time = float(frame.time) if frame.time is not None else None
+                    if time is None or time < start_time or (end is not None and time >= end):
+                        continue
+                    if packet.stream.type == "video":
+                        if time + 1e-6 >= next_tick and (max_frames is None or len(frames) < max_frames):
+                            frames.append(frame.to_ndarray(format="rgb24"))
+                            times.append(time)
+                            next_tick += 1.0 / fps * max(1, int((time - next_tick) * fps + 1e-6) + 1)
+                    else:
+                        for resampled in resampler.resample(frame):
+                            audio_chunks.append(resampled.to_ndarray().reshape(-1))
+            if container.streams.audio:
+                for resampled in resampler.resample(None):
+                    audio_chunks.append(resampled.to_ndarray().reshape(-1))
+        except av.error.FFmpegError as error:
+            raise MediaDecodingError(f"{path}: decoding failed ({error}); {REENCODE_HINT}.") from error
+        duration = container.duration / av.time_base if container.duration else None
+    if not frames:
+        raise MediaDecodingError(f"{path}: no video frame decoded in [{start_time}, {end}) s; the file may be corrupt.")
+    audio = np.concatenate(audio_chunks).astype(np.float32) if audio_chunks else None
+    stop = min(t for t in (end, duration) if t is not None) if (end, duration) != (None, None) else None
+    if audio is not None and stop is not None:  # drop codec padding past the clip (AAC pads whole frames)
+        audio = audio[: max(0, int(round((stop - start_time) * sampling_rate)))]
+    if require_audio and (audio is None or audio.size == 0):
+        raise MediaDecodingError(f"{path}: the audio stream holds no samples in [{start_time}, {end}) s.")
+    return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path)
+
+
+def center_square_crop(frames: np.ndarray) -> np.ndarray:
+    """The central square of frames [F, H, W, C] (the face region of a talking-head clip)."""
+    height, width = frames.shape[1:3]
+    side = min(height, width)
+    top, left = (height - side) // 2, (width - side) // 2
+    return frames[:, top : top + side, left : left + side]
+
+
+def opencv_face_crop(frames: np.ndarray, margin: float = 0.2) -> np.ndarray:
+    """Crop every frame to the largest face found by OpenCV's Haar cascade (opencv-python-headless), with a
+    margin; the previous face box (or the centre square) where none is found."""
+    try:
+        import cv2
+    except ImportError as error:
+        raise ImportError("face_crop='opencv' needs OpenCV: pip install opencv-python-headless") from error
+    detector = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
+    height, width = frames.shape[1:3]
+    side = min(height, width)
+    box = ((width - side) // 2, (height - side) // 2, side, side)
+    crops = []
+    for frame in frames:
+        faces = detector.detectMultiScale(cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY), 1.1, 5)
+        if len(faces):
+            x, y, w, h = max(faces, key=lambda face: face[2] * face[3])
+            pad = int(margin * max(w, h))
+            box = (max(0, x - pad), max(0, y - pad), min(width, x + w + pad) - max(0, x - pad),
+                   min(height, y + h + pad) - max(0, y - pad))
+        x, y, w, h = box
+        crops.append(cv2.resize(frame[y : y + h, x : x + w], (side, side)))
+    return np.stack(crops)
+
+
+FACE_CROPS = {"center": center_square_crop, "opencv": opencv_face_crop}
+
+__all__ = ["DecodedVideo", "FACE_CROPS", "MediaDecodingError", "center_square_crop", "decode_video", "opencv_face_crop"]

@@ -1,0 +1,58 @@
+"""PEFT LoRA on the bundled encoders: what trains, adapter save/load round trip, merge."""
+
+import pytest
+import torch
+from encoders import tiny_encoder_config
+from test_encoders import raw_batch
+
+peft = pytest.importorskip("peft")
+
+from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
+from training_msa.peft_utils import encoder_lora_config  # noqa: E402
+
+
+def test_lora_adapter_round_trip(tmp_path):
+    torch.manual_seed(0)
+    base = SemiIINForSentimentAnalysis(tiny_encoder_config())
+    base.save_pretrained(tmp_path / "base")
+    model = peft.get_peft_model(base, encoder_lora_config(base, r=4))
+
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    assert any("encoders.text" in n and "lora_A" in n for n in trainable)
+    assert any("encoders.audio" in n and "lora_A" in n for n in trainable)
+    assert any("encoders.vision.stages" in n and "lora_A" in n for n in trainable)
+    assert any(n.startswith("base_model.model.regression_head.modules_to_save") for n in trainable)
+    assert any("special_tokens.modules_to_save" in n for n in trainable)
+    assert not any("encoders" in n and "lora_" not in n for n in trainable)  # encoder weights stay frozen
+
+    batch, labels = raw_batch(), torch.tensor([2.0, -1.0])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    model.train()
+    for _ in range(3):
+        optimizer.zero_grad()
+        model(**batch, labels=labels).loss.backward()
+        optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        tuned = model(**batch).logits
+        untouched = SemiIINForSentimentAnalysis.from_pretrained(tmp_path / "base").eval()(**batch).logits
+    assert not torch.allclose(tuned, untouched)
+
+    model.save_pretrained(tmp_path / "adapter")
+    adapter_files = {p.name for p in (tmp_path / "adapter").iterdir()}
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= adapter_files
+    adapter_size = (tmp_path / "adapter" / "adapter_model.safetensors").stat().st_size
+    assert adapter_size < (tmp_path / "base" / "model.safetensors").stat().st_size
+
+    reloaded = peft.PeftModel.from_pretrained(
+        SemiIINForSentimentAnalysis.from_pretrained(tmp_path / "base"), tmp_path / "adapter"
+    ).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(**batch).logits, tuned)
+        merged = reloaded.merge_and_unload()
+        torch.testing.assert_close(merged(**batch).logits, tuned, atol=1e-5, rtol=1e-4)
+
+
+def test_lora_needs_encoders():
+    with pytest.raises(ValueError, match="bundles no encoder"):
+        encoder_lora_config(SemiIINForSentimentAnalysis(SemiIINConfig(hidden_size=16, num_attention_heads=2)))

