@@ -32,7 +32,11 @@ def load_msa_dataset(
       auto without a pickle) indexes `label.csv` + `Raw/` videos.
     - "ami": meeting clips (options: `annotations_dir`, `meetings`, `min_duration`) as an unlabeled split.
     - "custom": an MMSA-FET folder (label.csv + Raw/<video_id>/<clip_id>.mp4); labels may be empty.
+    A `data_dir` holding a `save_to_disk` DatasetDict (e.g. `processing_msa.extract_features` output) is loaded
+    as it is, whatever the name.
     """
+    if data_dir is not None and (Path(data_dir) / "dataset_dict.json").is_file():
+        return DatasetDict.load_from_disk(str(data_dir))  # a saved features dataset (e.g. extract_features)
     if name == "synthetic":
         return make_synthetic_dataset(SyntheticMSAConfig(**options), cache_dir=cache_dir)
     if name not in SUPPORTED_DATASETS:

@@ -1,0 +1,192 @@
+"""Turn a folder of raw clips into a features dataset with a model's bundled encoders (resumable).
+
+    python -m processing_msa.extract_features DATA_DIR OUTPUT_DIR --model MODEL_DIR [--dataset custom]
+
+DATA_DIR is read with `load_msa_dataset(--dataset, DATA_DIR)`: "custom"/"sims" (label.csv + Raw/<video>/<clip>.mp4)
+or "ami" (meeting videos + headset wavs cut into clips). MODEL_DIR holds a Semi-IIN with bundled encoders and its
+processor (a folder written by `processing_msa.publish` / `save_hub_ready(..., processor=...)`).
+
+Every `--shard-size` clips a Parquet shard is written atomically under OUTPUT_DIR/shards; a rerun skips clips
+already in a shard (and those listed in OUTPUT_DIR/errors.jsonl unless --retry-errors). A clip that fails
+(corrupt file, no audio...) is logged to errors.jsonl and skipped. At the end OUTPUT_DIR/dataset is a
+`save_to_disk` DatasetDict with text/audio/vision_features that `train.py --data_dir OUTPUT_DIR/dataset` reads.
+"""
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from datasets import Array2D, Dataset, DatasetDict, Features, Value, concatenate_datasets
+from transformers import AutoModel, AutoProcessor
+
+from dataset_scripts import load_msa_dataset
+
+logger = logging.getLogger(__name__)
+KEPT_COLUMNS = ("id", "raw_text", "label", "label_T", "label_A", "label_V")
+
+
+def clip_inputs(row: dict, processor) -> dict:
+    """The processor's inputs for one indexed clip: a video with its soundtrack, or (AMI) a video segment plus
+    the same segment of a separate audio file."""
+    start, end = row.get("start"), row.get("end")
+    text = row.get("raw_text") or ""
+    if not row.get("audio_path"):
+        decoded = processor.decode_video(row["video_path"], start=start, end=end)
+        return processor(text=text, audio=decoded["audio"], frames=decoded["frames"])
+    import soundfile
+
+    from .video_io import decode_video
+
+    frames = decode_video(row["video_path"], fps=processor.fps, start=start, end=end, require_audio=False).frames
+    with soundfile.SoundFile(row["audio_path"]) as handle:
+        rate = handle.samplerate
+        handle.seek(int((start or 0.0) * rate))
+        count = -1 if end is None else int((end - (start or 0.0)) * rate)
+        audio = handle.read(count, dtype="float32", always_2d=True).mean(axis=1)
+    if audio.size == 0:
+        raise ValueError(f"{row['audio_path']}: no samples in [{start}, {end}) s.")
+    return processor(text=text, audio=audio, frames=frames, sampling_rate=rate)
+
+
+@torch.no_grad()
+def encode_clip(model, inputs) -> dict[str, np.ndarray]:
+    """Per-modality features [frames, dim] (padding removed) from the model's bundled encoders."""
+    from modeling_msa.modeling_encoders import encode_audio, encode_frames, encode_text
+
+    config = model.config
+    outputs = {
+        "text": encode_text(model.encoders["text"], inputs["input_ids"], inputs["attention_mask"],
+                            inputs.get("token_type_ids"), config.text_encoder_layers),
+        "audio": encode_audio(model.encoders["audio"], inputs["input_values"], inputs["waveform_attention_mask"],
+                              config.audio_encoder_layers),
+        "vision": encode_frames(model.encoders["vision"], inputs["pixel_values"], inputs["frame_attention_mask"]),
+    }
+    return {f"{name}_features": feats[0, mask[0].bool()].float().cpu().numpy() for name, (feats, mask) in outputs.items()}
+
+
+def output_features(config) -> Features:
+    columns = {
+        "id": Value("string"), "raw_text": Value("string"), "label": Value("float32"), "label_T": Value("float32"),
+        "label_A": Value("float32"), "label_V": Value("float32"),
+    }
+    for name in ("text", "audio", "vision"):
+        columns[f"{name}_features"] = Array2D(shape=(None, getattr(config, f"{name}_feature_size")), dtype="float32")
+    return Features(columns)
+
+
+def _write_atomic(dataset: Dataset, path: Path) -> None:
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    os.close(handle)
+    try:
+        dataset.to_parquet(temporary)
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def _done_ids(shards: Path, errors_file: Path, retry_errors: bool) -> set[str]:
+    done = set()
+    for shard in shards.glob("*.parquet"):
+        import pyarrow.parquet as pq
+
+        done.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
+    if errors_file.is_file() and not retry_errors:
+        done.update(json.loads(line)["id"] for line in errors_file.read_text().splitlines() if line.strip())
+    return done
+
+
+def extract_features(
+    data_dir: str, output_dir: str, model_dir: str, dataset: str = "custom", shard_size: int = 64,
+    retry_errors: bool = False, progress: bool = True,
+) -> DatasetDict:
+    output, shards = Path(output_dir), Path(output_dir) / "shards"
+    shards.mkdir(parents=True, exist_ok=True)
+    errors_file = output / "errors.jsonl"
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    if set(getattr(model.config, "encoder_modalities", ())) != {"text", "audio", "vision"}:
+        raise SystemExit(f"{model_dir}: the model must bundle text, audio and vision encoders to extract features.")
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    features = output_features(model.config)
+    source = load_msa_dataset(dataset, data_dir)
+    done = _done_ids(shards, errors_file, retry_errors)
+    total = sum(len(split) for split in source.values())
+    logger.info("%d clips, %d already done", total, len(done))
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, initial=len(done & {i for s in source.values() for i in s["id"]}), disable=not progress,
+               desc="extracting features", unit="clip")
+    for split_name, split in source.items():
+        buffer, shard_index = [], len(list(shards.glob(f"{split_name}-*.parquet")))
+
+        def flush():
+            nonlocal buffer, shard_index
+            if buffer:
+                _write_atomic(Dataset.from_list(buffer, features=features),
+                              shards / f"{split_name}-{shard_index:05d}.parquet")
+                buffer, shard_index = [], shard_index + 1
+
+        for row in split:
+            if row["id"] in done:
+                continue
+            try:
+                encoded = encode_clip(model, clip_inputs(row, processor))
+            except (ValueError, OSError, RuntimeError) as error:
+                with errors_file.open("a") as handle:
+                    handle.write(json.dumps({"id": row["id"], "split": split_name, "error": str(error)}) + "\n")
+                logger.warning("skipped %s: %s", row["id"], error)
+            else:
+                buffer.append({**{key: row.get(key) for key in KEPT_COLUMNS}, **encoded})
+                if len(buffer) >= shard_size:
+                    flush()
+            bar.update(1)
+        flush()
+    bar.close()
+    return _assemble(output, shards, features)
+
+
+def _assemble(output: Path, shards: Path, features: Features) -> DatasetDict:
+    """OUTPUT/dataset (save_to_disk) from the shards; written next to it and renamed into place."""
+    splits = {}
+    for shard in sorted(shards.glob("*.parquet")):
+        splits.setdefault(shard.name.rsplit("-", 1)[0], []).append(str(shard))
+    result = DatasetDict({
+        name: concatenate_datasets([Dataset.from_parquet(f, features=features) for f in files])
+        for name, files in splits.items()
+    })
+    staging = Path(tempfile.mkdtemp(prefix=".dataset.", dir=output))
+    try:
+        result.save_to_disk(staging)
+        target = output / "dataset"
+        if target.exists():
+            shutil.rmtree(target)
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return DatasetDict.load_from_disk(output / "dataset")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data_dir")
+    parser.add_argument("output_dir")
+    parser.add_argument("--model", required=True, help="folder/Hub id of a Semi-IIN with encoders + processor")
+    parser.add_argument("--dataset", default="custom", choices=("custom", "sims", "ami"))
+    parser.add_argument("--shard-size", type=int, default=64)
+    parser.add_argument("--retry-errors", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    result = extract_features(args.data_dir, args.output_dir, args.model, args.dataset, args.shard_size,
+                              args.retry_errors)
+    print(f"{Path(args.output_dir) / 'dataset'}: " + ", ".join(f"{k}={len(v)}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
