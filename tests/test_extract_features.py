@@ -26,14 +26,15 @@ def model_dir(tmp_path_factory):
 @pytest.fixture
 def custom_folder(tmp_path):
     root = tmp_path / "custom"
-    for video, clip, seconds in (("talk", "1", 1.0), ("talk", "2", 1.5), ("talk", "3", 1.0), ("news", "1", 2.0)):
+    for video, clip, seconds in (("talk", "1", 1.0), ("talk", "2", 1.5), ("talk", "3", 1.0), ("news", "1", 2.0),
+                                 ("news", "2", 1.0)):
         write_clip(root / "Raw" / video / f"{clip}.mp4", seconds=seconds)
     corrupt = root / "Raw" / "talk" / "3.mp4"
     corrupt.write_bytes(corrupt.read_bytes()[:300])
     (root / "label.csv").write_text(
         "video_id,clip_id,text,label,mode\n"
         "talk,1,i loved it,2.0,train\ntalk,2,not great,-1.0,train\ntalk,3,broken file,0.0,train\n"
-        "news,1,the weather is fine,0.4,test\n"
+        "news,1,the weather is fine,0.4,test\nnews,2,so so,0.0,valid\n"
     )
     return root
 
@@ -58,8 +59,8 @@ def test_extraction_writes_features_and_resumes(model_dir, custom_folder, tmp_pa
     monkeypatch.setattr(extraction, "encode_clip", lambda model, inputs: calls.append(1) or real_encode(model, inputs))
     result = extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=1,
                                          progress=False)
-    assert len(calls) == 1  # only the clip not written before the crash
-    assert {name: len(split) for name, split in result.items()} == {"train": 2, "test": 1}
+    assert len(calls) == 2  # only the clips not written before the crash
+    assert {name: len(split) for name, split in result.items()} == {"train": 2, "validation": 1, "test": 1}
     errors = [json.loads(line) for line in (output / "errors.jsonl").read_text().splitlines()]
     assert [e["id"] for e in errors] == ["talk$_$3"] and "not a readable media file" in errors[0]["error"]
 
@@ -77,3 +78,17 @@ def test_extraction_writes_features_and_resumes(model_dir, custom_folder, tmp_pa
     # The features train the same model's fusion part: the extract-then-train path.
     batch = {f"{name}_features": torch.from_numpy(row[f"{name}_features"])[None] for name in ("text", "audio", "vision")}
     assert torch.isfinite(model(**batch, labels=torch.tensor([0.4])).loss)
+
+
+def test_train_script_on_extracted_features(model_dir, custom_folder, tmp_path):
+    from test_training import run_train_script
+
+    extraction.extract_features(str(custom_folder), str(tmp_path / "features"), str(model_dir), progress=False)
+    stdout = run_train_script(
+        "--dataset_name", "custom", "--data_dir", str(tmp_path / "features" / "dataset"), "--hidden_size", "16",
+        "--num_attention_heads", "2", "--intermediate_size", "32", "--num_train_epochs", "1",
+        "--per_device_train_batch_size", "2", "--output_dir", str(tmp_path / "out"), "--disable_tqdm", "true",
+        cwd=tmp_path,
+    )
+    assert "Test metrics (custom, semi_iin)" in stdout
+    assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
