@@ -179,6 +179,7 @@ class SemiIINPreTrainedModel(PreTrainedModel):
     main_input_name = "text_features"
     accepts_loss_kwargs = False
     _supports_sdpa = True
+    _no_split_modules = ["SemiIINLayer"]
 
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range

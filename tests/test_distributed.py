@@ -46,3 +46,17 @@ def test_two_process_self_training_selects_the_same_pseudo_set_on_every_rank(tmp
     assert 0 < len(selections[0]["indices"]) <= 4 * 7
     saved = json.loads((tmp_path / "run" / "stage-1" / "pseudo_labels.json").read_text())
     assert saved["indices"] == selections[0]["indices"]
+
+
+@pytest.mark.parametrize("name, kind, processes", [
+    ("ddp", "MULTI_GPU", 8), ("multi_node", "MULTI_GPU", 16), ("fsdp", "FSDP", 8),
+])
+def test_accelerate_config_examples_load(name, kind, processes):
+    """The README's accelerate configs are valid accelerate config files."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    assert config.distributed_type.name == kind and config.num_processes == processes
+    if kind == "FSDP":
+        assert config.fsdp_config["fsdp_version"] == 2 and "SemiIINLayer" in config.fsdp_config[
+            "fsdp_transformer_layer_cls_to_wrap"]

@@ -142,3 +142,18 @@ def test_raw_input_errors(encoder_model):
         batch = raw_batch()
         batch["pixel_values"] = batch["pixel_values"][:, 0]
         encoder_model(**batch)
+
+
+@pytest.mark.parametrize("vision_config, size", [
+    (dict(model_type="vit", image_size=IMAGE_SIZE, patch_size=8, hidden_size=20, num_hidden_layers=1,
+          num_attention_heads=2, intermediate_size=40), 20),
+    (dict(model_type="resnet", embedding_size=8, hidden_sizes=[8, 12], depths=[1, 1]), 12),
+])
+def test_transformers_image_backbones_as_vision_encoder(vision_config, size):
+    model = SemiIINForSentimentAnalysis(tiny_encoder_config(vision_config=vision_config)).eval()
+    assert model.config.vision_feature_size == size
+    batch = raw_batch()
+    with torch.no_grad():
+        together = model(**batch)
+        alone = model(**sample(batch, 1))
+    torch.testing.assert_close(together.logits[1], alone.logits[0], atol=1e-5, rtol=1e-4)
