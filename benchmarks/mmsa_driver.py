@@ -2,7 +2,8 @@
 
     MMSA_VENV/bin/python benchmarks/mmsa_driver.py PICKLE BERT_DIR WORK_DIR EARLY_STOP
 
-Patches: `torch.cuda.set_device` is a no-op (MMSA calls it even on CPU); Adam steps are counted and
+Patches: `torch.cuda.set_device` is a no-op (MMSA calls it even on CPU); training-mode forward passes (batches,
+samples) and Adam steps are counted (Self-MM steps the optimizer every `update_epochs`=4 batches) and
 `SELF_MM.do_train` (epochs of training + the per-epoch validation MMSA runs) is timed.
 """
 
@@ -14,11 +15,23 @@ import torch
 
 torch.cuda.set_device = lambda *args, **kwargs: None
 from MMSA import run as mmsa_run  # noqa: E402
+from MMSA.models.AMIO import AMIO  # noqa: E402
 from MMSA.trains.multiTask.SELF_MM import SELF_MM  # noqa: E402
 
 pickle_path, bert_dir, work_dir, early_stop = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 torch.set_num_threads(int(sys.argv[5]) if len(sys.argv) > 5 else torch.get_num_threads())
-counters = {"steps": 0, "epochs": 0}
+counters = {"steps": 0, "epochs": 0, "batches": 0, "samples": 0}
+amio_forward = AMIO.forward
+
+
+def counting_forward(self, text_x, audio_x, video_x, *args, **kwargs):
+    if self.training:
+        counters["batches"] += 1
+        counters["samples"] += int(text_x.shape[0])
+    return amio_forward(self, text_x, audio_x, video_x, *args, **kwargs)
+
+
+AMIO.forward = counting_forward
 adam_step = torch.optim.Adam.step
 
 
@@ -49,4 +62,6 @@ config = {"featurePath": pickle_path, "pretrained": bert_dir, "text_out": json.l
           "early_stop": early_stop, "batch_size": 16}
 results = mmsa_run.MMSA_run("self_mm", "mosi", config=config, seeds=[1111], gpu_ids=[], num_workers=0,
                             model_save_dir=f"{work_dir}/saved", res_save_dir=f"{work_dir}/results", log_dir=f"{work_dir}/logs")
-print(json.dumps({**counters, "steps_per_second": counters["steps"] / counters["train_seconds"]}))
+seconds = counters["train_seconds"]
+print(json.dumps({**counters, "batches_per_second": counters["batches"] / seconds,
+                  "samples_per_second": counters["samples"] / seconds}))
