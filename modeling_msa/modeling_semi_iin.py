@@ -48,6 +48,22 @@ def build_interaction_masks(audio_len: int, text_len: int, vision_len: int) -> t
     return intra, inter
 
 
+# Which token groups (0 = specials, 1..3 = audio, text, vision) each query group may see: the block form of
+# `build_interaction_masks`, which lets attention skip the blocked blocks instead of masking them.
+BRANCH_KEY_GROUPS = {
+    "intra": ((1, 2, 3), (0, 1), (0, 2), (0, 3)),
+    "inter": ((1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)),
+}
+
+
+@dataclass
+class AttentionPlan:
+    """Block-sparse attention: for each query group (a contiguous slice of the sequence, in order), the key
+    slices it may see and the additive padding mask of those keys ([B, 1, 1, keys]: 0 real, -inf padding)."""
+
+    groups: list[tuple[slice, list[slice], torch.Tensor]]
+
+
 @dataclass
 class SemiIINOutput(ModelOutput):
     """Outputs of [`SemiIINForSentimentAnalysis`].
@@ -99,12 +115,23 @@ class SemiIINAttention(nn.Module):
         self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
         batch, length, width = hidden.shape
-        qkv = self.qkv_proj(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
-        attended = F.scaled_dot_product_attention(
-            qkv[0], qkv[1], qkv[2], attn_mask=attention_mask, dropout_p=self.dropout if self.training else 0.0
+        query, key, value = self.qkv_proj(hidden).view(batch, length, 3, self.num_heads, self.head_dim).permute(
+            2, 0, 3, 1, 4
         )
+        dropout = self.dropout if self.training else 0.0
+        outputs = []
+        for query_slice, key_slices, key_mask in plan.groups:
+            if len(key_slices) == 1:
+                keys, values = key[:, :, key_slices[0]], value[:, :, key_slices[0]]
+            else:
+                keys = torch.cat([key[:, :, part] for part in key_slices], dim=2)
+                values = torch.cat([value[:, :, part] for part in key_slices], dim=2)
+            outputs.append(F.scaled_dot_product_attention(
+                query[:, :, query_slice], keys, values, attn_mask=key_mask, dropout_p=dropout
+            ))
+        attended = outputs[0] if len(outputs) == 1 else torch.cat(outputs, dim=2)
         return self.out_proj(attended.transpose(1, 2).reshape(batch, length, width))
 
 
@@ -124,8 +151,8 @@ class SemiIINLayer(nn.Module):
         )
         self.residual_dropout = nn.Dropout(config.residual_dropout)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = hidden + self.residual_dropout(self.attention(self.attention_norm(hidden), attention_mask))
+    def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
+        hidden = hidden + self.residual_dropout(self.attention(self.attention_norm(hidden), plan))
         return hidden + self.residual_dropout(self.feed_forward(self.feed_forward_norm(hidden)))
 
 
@@ -138,10 +165,10 @@ class SemiIINEncoder(nn.Module):
         self.layer_repeats = config.layer_repeats
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
 
-    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
         for _ in range(self.layer_repeats):
             for layer in self.layers:
-                hidden = layer(hidden, attention_mask)
+                hidden = layer(hidden, plan)
         return self.final_norm(hidden)
 
 
@@ -312,27 +339,36 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             vision_start + torch.arange(vision_len, device=device),
         ])
 
-    def _attention_masks(
+    def _attention_plans(
         self, lengths: tuple[torch.Tensor, ...], sizes: tuple[int, ...], dtype: torch.dtype
-    ) -> dict[str, torch.Tensor]:
-        """Additive [B, 1, T, T] masks per branch (0 = may attend, -inf = blocked): structural mask AND real
-        keys. A padding query may see itself only (it never feeds a real token), keeping every row finite."""
+    ) -> dict[str, AttentionPlan]:
+        """Per branch, the query groups and the keys each may see (`BRANCH_KEY_GROUPS`, or everything for
+        "global"), with padding keys masked. Real tokens get exactly the dense masked attention of
+        `build_interaction_masks`; the blocked blocks are never computed. Padding queries see real keys (never
+        an empty row); their outputs never reach a real token."""
         batch, device = lengths[0].shape[0], lengths[0].device
         special = torch.ones(batch, NUM_SPECIAL_TOKENS, dtype=torch.bool, device=device)
         token_valid = torch.cat([special] + [prefix_mask(n, size) for n, size in zip(lengths, sizes)], dim=1)
-        padding_query = ~token_valid[:, :, None] & torch.eye(token_valid.shape[1], dtype=torch.bool, device=device)
+        additive = torch.zeros(token_valid.shape, dtype=dtype, device=device).masked_fill_(~token_valid, float("-inf"))
+        bounds = torch.tensor((NUM_SPECIAL_TOKENS, *sizes)).cumsum(0).tolist()
+        group_slices = [slice(start, stop) for start, stop in zip([0] + bounds[:-1], bounds)]
+
+        def key_mask(key_slices: list[slice]) -> torch.Tensor:
+            return torch.cat([additive[:, part] for part in key_slices], dim=1)[:, None, None, :]
+
         if self.config.attention_mode == "global":
-            structural = {"global": torch.ones_like(padding_query[0])}
-        else:
-            intra, inter = build_interaction_masks(*sizes)
-            structural = {"intra": intra.to(device), "inter": inter.to(device)}
-        masks = {}
-        for name, mask in structural.items():
-            allowed = (mask[None] & token_valid[:, None, :]) | padding_query
-            # An additive float mask takes SDPA's fused CPU kernel; a boolean one does not.
-            masks[name] = torch.zeros(allowed.shape, dtype=dtype, device=device).masked_fill_(~allowed, float("-inf"))
-            masks[name] = masks[name][:, None]
-        return masks
+            everything = [slice(0, bounds[-1])]
+            return {"global": AttentionPlan([(everything[0], everything, key_mask(everything))])}
+        plans = {}
+        for branch, key_groups in BRANCH_KEY_GROUPS.items():
+            groups = []
+            for query_group, visible in enumerate(key_groups):
+                query_slice = group_slices[query_group]
+                if query_slice.stop > query_slice.start:
+                    key_slices = [group_slices[g] for g in visible if group_slices[g].stop > group_slices[g].start]
+                    groups.append((query_slice, key_slices, key_mask(key_slices)))
+            plans[branch] = AttentionPlan(groups)
+        return plans
 
     def forward(
         self,
@@ -408,14 +444,14 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
         )
         tokens = tokens + self.token_position_embeddings(self._position_ids(*sizes, device=tokens.device))
         tokens = self.embedding_dropout(tokens)
-        attention_masks = self._attention_masks((audio_len, text_len, vision_len), sizes, tokens.dtype)
+        attention_plans = self._attention_plans((audio_len, text_len, vision_len), sizes, tokens.dtype)
 
         gate_values = None
         if config.attention_mode == "global":
-            pooled = self.global_encoder(tokens, attention_masks["global"])[:, :NUM_SPECIAL_TOKENS]
+            pooled = self.global_encoder(tokens, attention_plans["global"])[:, :NUM_SPECIAL_TOKENS]
         else:
-            intra = self.intra_encoder(tokens, attention_masks["intra"])
-            inter = self.inter_encoder(tokens, attention_masks["inter"])
+            intra = self.intra_encoder(tokens, attention_plans["intra"])
+            inter = self.inter_encoder(tokens, attention_plans["inter"])
             val, val_gate = self.val_fusion(intra[:, 0], inter[:, 0])
             cls, cls_gate = self.cls_fusion(intra[:, 1], inter[:, 1])
             pooled = torch.stack([val, cls], dim=1)
