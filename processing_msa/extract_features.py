@@ -27,31 +27,16 @@ from transformers import AutoModel, AutoProcessor
 
 from dataset_scripts import load_msa_dataset
 
+from .video_io import load_clip
+
 logger = logging.getLogger(__name__)
 KEPT_COLUMNS = ("id", "raw_text", "label", "label_T", "label_A", "label_V")
 
 
 def clip_inputs(row: dict, processor) -> dict:
-    """The processor's inputs for one indexed clip: a video with its soundtrack, or (AMI) a video segment plus
-    the same segment of a separate audio file."""
-    start, end = row.get("start"), row.get("end")
-    text = row.get("raw_text") or ""
-    if not row.get("audio_path"):
-        decoded = processor.decode_video(row["video_path"], start=start, end=end)
-        return processor(text=text, audio=decoded["audio"], frames=decoded["frames"])
-    import soundfile
-
-    from .video_io import decode_video
-
-    frames = decode_video(row["video_path"], fps=processor.fps, start=start, end=end, require_audio=False).frames
-    with soundfile.SoundFile(row["audio_path"]) as handle:
-        rate = handle.samplerate
-        handle.seek(int((start or 0.0) * rate))
-        count = -1 if end is None else int((end - (start or 0.0)) * rate)
-        audio = handle.read(count, dtype="float32", always_2d=True).mean(axis=1)
-    if audio.size == 0:
-        raise ValueError(f"{row['audio_path']}: no samples in [{start}, {end}) s.")
-    return processor(text=text, audio=audio, frames=frames, sampling_rate=rate)
+    """The processor's inputs for one indexed clip (see `load_clip`)."""
+    clip = load_clip(row, processor.fps, processor.sampling_rate)
+    return processor(text=clip["text"], audio=clip["audio"], frames=clip["frames"])
 
 
 @torch.no_grad()

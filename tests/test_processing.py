@@ -115,3 +115,22 @@ def test_opencv_face_crop_when_available():
 def test_processor_rejects_unknown_face_crop():
     with pytest.raises(ValueError, match="face_crop"):
         MSAProcessor.from_encoders(text=__import__("encoders").minilm_path(), face_crop="mtcnn")
+
+
+def test_load_clip_of_an_ami_style_row(tmp_path):
+    """A segment of a close-up video (no soundtrack) with the same segment of a separate 8 kHz headset wav."""
+    from media import write_wav
+
+    from processing_msa.video_io import load_clip
+
+    video = write_clip(tmp_path / "ES2007b.Closeup1.avi", seconds=3.0, fps=10, with_audio=False)
+    audio = write_wav(tmp_path / "ES2007b.Headset-0.wav", seconds=3.0, sample_rate=8000)
+    row = {"video_path": str(video), "audio_path": str(audio), "start": 1.0, "end": 2.5, "raw_text": "okay"}
+    clip = load_clip(row, fps=2, sampling_rate=16000)
+    assert clip["text"] == "okay" and clip["audio"].shape == (24000,)  # 1.5 s resampled to 16 kHz
+    assert clip["frames"].shape[0] == 3  # 1.0, 1.5, 2.0 s
+    with pytest.raises(MediaDecodingError, match=r"no video frame decoded in \[5.0, 6.0\) s \(video duration: 3.0"):
+        load_clip({**row, "start": 5.0, "end": 6.0}, fps=2, sampling_rate=16000)
+    short_audio = write_wav(tmp_path / "short.wav", seconds=0.5, sample_rate=8000)
+    with pytest.raises(MediaDecodingError, match="short.wav: no samples in"):
+        load_clip({**row, "audio_path": str(short_audio)}, fps=2, sampling_rate=16000)
