@@ -4,7 +4,8 @@ from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .msa_utils import check_config_keys
+from .configuration_face_cnn import FaceCNNConfig
+from .msa_utils import check_config_keys, encoder_output_size
 
 MODALITIES = ("text", "audio", "vision")
 TEXT_INPUTS = ("input_ids", "features")
@@ -38,12 +39,19 @@ class SharedPrivateConfig(PreTrainedConfig):
         alignment_loss_weight: Weight of the covariance loss (0 = Self-MM).
         unimodal_loss_weight: Weight of the unimodal (T/A/V) losses.
         unimodal_loss_weighting: "tanh" (Self-MM: tanh(|y_s - y_m|)) or "uniform".
+        audio_config / vision_config: Optional bundled audio (HuBERT/wav2vec2 family, fed 16 kHz `input_values`) and
+            per-frame vision (`msa_face_cnn` or a transformers image backbone, fed `pixel_values`) encoders whose
+            frame features feed the LSTMs; `*_feature_size` then follows the encoder.
+        audio_encoder_layers: Last hidden layers of the audio encoder averaged into its features.
+        freeze_encoders: Keep the text encoder and the bundled audio/vision encoders fixed.
     """
 
     model_type = "shared_private"
     keys_to_ignore_at_inference = ["features", "alignment_loss"]
     sub_configs_defaults = {
         "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
+        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="hubert", optional=True),
+        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type=FaceCNNConfig.model_type, optional=True),
     }
 
     text_input: str = "input_ids"
@@ -74,6 +82,10 @@ class SharedPrivateConfig(PreTrainedConfig):
     unimodal_loss_weight: float | int = 1.0
     unimodal_loss_weighting: str = "tanh"
     initializer_range: float = 0.02
+    audio_config: dict | PreTrainedConfig | None = None
+    vision_config: dict | PreTrainedConfig | None = None
+    audio_encoder_layers: int = 1
+    freeze_encoders: bool = False
 
     def __post_init__(self, **kwargs):
         check_config_keys(self, kwargs)
@@ -82,6 +94,15 @@ class SharedPrivateConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.text_input == "features":
             self.text_config = None
+        for modality in ("audio", "vision"):
+            encoder_config = getattr(self, f"{modality}_config")
+            if encoder_config is not None:
+                setattr(self, f"{modality}_feature_size", encoder_output_size(encoder_config))
+
+    @property
+    def encoder_modalities(self) -> tuple[str, ...]:
+        """Modalities with a bundled audio/vision encoder (the text encoder is `text_input="input_ids"`)."""
+        return tuple(name for name in ("audio", "vision") if getattr(self, f"{name}_config") is not None)
 
     @classmethod
     def self_mm(cls, **kwargs) -> "SharedPrivateConfig":

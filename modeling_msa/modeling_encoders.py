@@ -112,8 +112,47 @@ def encode_frames(
     return features, frame_mask
 
 
+RAW_INPUTS = {"text": "input_ids", "audio": "input_values", "vision": "pixel_values"}
+
+
+def encode_raw_inputs(
+    encoders: nn.ModuleDict, features: dict, masks: dict, raw: dict, config, modalities=ENCODER_MODALITIES
+) -> None:
+    """Fill `features`/`masks` (per modality) from the bundled `encoders` where raw inputs are given; check that
+    each modality has exactly what it needs. `config` gives `text_encoder_layers`/`audio_encoder_layers`."""
+    for modality in modalities:
+        needed = RAW_INPUTS[modality]
+        given = raw.get(needed) is not None
+        if given and modality not in encoders:
+            raise ValueError(
+                f"{needed} given but the config has no {modality}_config: pass {modality}_features, or build the "
+                f"model with a {modality} encoder (`{modality}_config`)."
+            )
+        if not given:
+            if features[modality] is None:
+                hint = f"{needed} (processor output) or " if modality in encoders else ""
+                raise ValueError(f"No {modality} input: pass {hint}{modality}_features.")
+            continue
+        if modality == "text":
+            features["text"], masks["text"] = encode_text(
+                encoders["text"], raw["input_ids"], raw.get("attention_mask"), raw.get("token_type_ids"),
+                getattr(config, "text_encoder_layers", 1),
+            )
+        elif modality == "audio":
+            features["audio"], masks["audio"] = encode_audio(
+                encoders["audio"], raw["input_values"], raw.get("waveform_attention_mask"),
+                getattr(config, "audio_encoder_layers", 1),
+            )
+        else:
+            features["vision"], masks["vision"] = encode_frames(
+                encoders["vision"], raw["pixel_values"], raw.get("frame_attention_mask")
+            )
+
+
 __all__ = [
     "ENCODER_MODALITIES",
+    "RAW_INPUTS",
+    "encode_raw_inputs",
     "build_encoder",
     "encode_audio",
     "encode_frames",

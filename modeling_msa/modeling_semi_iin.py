@@ -16,7 +16,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_semi_iin import SemiIINConfig
-from .modeling_encoders import build_encoder, encode_audio, encode_frames, encode_text, load_encoder_weights
+from .modeling_encoders import build_encoder, encode_raw_inputs, load_encoder_weights
 from .msa_utils import (
     check_features,
     conv_output_lengths,
@@ -297,36 +297,6 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             self.encoders.eval()
         return self
 
-    def _encode_raw_inputs(self, features: dict, masks: dict, raw: dict) -> None:
-        """Replace `features`/`masks` entries by the bundled encoders' outputs where raw inputs are given."""
-        config = self.config
-        for modality, needed in (("text", "input_ids"), ("audio", "input_values"), ("vision", "pixel_values")):
-            given = raw[needed] is not None
-            if given and modality not in self.encoders:
-                raise ValueError(
-                    f"{needed} given but the config has no {modality}_config: pass {modality}_features, or build the "
-                    f"model with a {modality} encoder (SemiIINConfig.from_encoders)."
-                )
-            if not given:
-                if features[modality] is None:
-                    hint = f"{needed} (processor output) or " if modality in self.encoders else ""
-                    raise ValueError(f"No {modality} input: pass {hint}{modality}_features.")
-                continue
-            if modality == "text":
-                features["text"], masks["text"] = encode_text(
-                    self.encoders["text"], raw["input_ids"], raw["attention_mask"], raw["token_type_ids"],
-                    config.text_encoder_layers,
-                )
-            elif modality == "audio":
-                features["audio"], masks["audio"] = encode_audio(
-                    self.encoders["audio"], raw["input_values"], raw["waveform_attention_mask"],
-                    config.audio_encoder_layers,
-                )
-            else:
-                features["vision"], masks["vision"] = encode_frames(
-                    self.encoders["vision"], raw["pixel_values"], raw["frame_attention_mask"]
-                )
-
     def _position_ids(self, audio_len: int, text_len: int, vision_len: int, device) -> torch.Tensor:
         """Fixed position slots per modality (as in the official code), so padding shifts nothing."""
         audio_start = NUM_SPECIAL_TOKENS
@@ -409,7 +379,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             "input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
             "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask,
         }
-        self._encode_raw_inputs(features, masks, raw)
+        encode_raw_inputs(self.encoders, features, masks, raw, config)
         expected = {
             "text": config.text_feature_size, "audio": config.audio_feature_size, "vision": config.vision_feature_size
         }

@@ -16,6 +16,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_shared_private import MODALITIES, SharedPrivateConfig
+from .modeling_encoders import build_encoder, encode_raw_inputs
 from .msa_utils import check_features, lengths_from_mask
 
 
@@ -148,7 +149,23 @@ class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
             )
             for m in self.aligned_modalities
         })
+        self.encoders = nn.ModuleDict({
+            m: build_encoder(getattr(config, f"{m}_config"), m) for m in config.encoder_modalities
+        })
         self.post_init()
+        if config.freeze_encoders:
+            self.encoders.requires_grad_(False)
+            if config.text_input == "input_ids":
+                self.text_encoder.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        """Frozen encoders stay in eval mode (no dropout, no batch-norm statistics updates)."""
+        super().train(mode)
+        if self.config.freeze_encoders:
+            self.encoders.eval()
+            if self.config.text_input == "input_ids":
+                self.text_encoder.eval()
+        return self
 
     def load_pretrained_text_encoder(self, name_or_path: str, **kwargs) -> None:
         """Load pretrained weights (e.g. "bert-base-uncased") into the text encoder; call after building."""
@@ -176,8 +193,8 @@ class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
 
     def forward(
         self,
-        audio_features: torch.Tensor,
-        vision_features: torch.Tensor,
+        audio_features: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
         input_ids: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         text_features: torch.Tensor | None = None,
@@ -188,6 +205,11 @@ class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
         text_labels: torch.Tensor | None = None,
         audio_labels: torch.Tensor | None = None,
         vision_labels: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        waveform_attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        frame_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
     ) -> SharedPrivateOutput | tuple:
         r"""
@@ -196,10 +218,19 @@ class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
         text_features: [B, N, Dt] precomputed text features whose first position is read ("features" mode).
         labels: [B] multimodal labels y_m. text_labels / audio_labels / vision_labels: unimodal labels y_s
             (ULGM or human); y_m when omitted, which gives a zero unimodal loss under tanh weighting.
+        attention_mask: the tokenizer's name for `text_attention_mask` (processor output).
+        input_values / waveform_attention_mask, pixel_values / frame_attention_mask: raw audio / video frames for
+            bundled audio / vision encoders (see `SemiIINForSentimentAnalysis`).
         """
         config = self.config
+        if text_attention_mask is None:
+            text_attention_mask = attention_mask
         features = {"audio": audio_features, "vision": vision_features}
         masks = {"audio": audio_attention_mask, "vision": vision_attention_mask}
+        raw = {"input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
+               "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask}
+        encode_raw_inputs(self.encoders, features, masks, raw, config, modalities=("audio", "vision"))
+        audio_features, vision_features = features["audio"], features["vision"]
         expected = {"audio": config.audio_feature_size, "vision": config.vision_feature_size}
         if config.text_input == "features" and text_features is not None:
             features["text"], masks["text"], expected["text"] = text_features, text_attention_mask, config.text_feature_size

@@ -23,8 +23,9 @@ class MultimodalSentimentPipeline(Pipeline):
     """Sentiment of a clip: `pipe("clip.mp4", text="transcript")`, `pipe({"video": path, "text": ...})` or
     `pipe({"text": ..., "audio": waveform, "sampling_rate": 16000, "frames": uint8 [F, H, W, 3]})`.
 
-    Returns `{"score": intensity in [-3, 3], "label": polarity, "emotion": 7-class label, "emotion_scores":
-    class probabilities, "gate_values": mean InterMA weight at the val/cls positions}`. In a batch (a list of
+    Returns `{"score": intensity in [-3, 3], "label": polarity, "emotion": 7-class label}` plus, for Semi-IIN,
+    `"emotion_scores"` (class probabilities) and `"gate_values"` (mean InterMA weight at the val/cls positions),
+    and for the shared/private model / Self-MM `"modality_scores"` (the text/audio/vision predictions). In a batch (a list of
     inputs) an input that cannot be read gives `{"error": message, "input": ...}` instead of stopping the batch.
     """
 
@@ -73,16 +74,20 @@ class MultimodalSentimentPipeline(Pipeline):
             return {"error": model_outputs["error"], "input": model_outputs["input"]}
         output = model_outputs["output"]
         score = float(output.logits[0].clamp(-3.0, 3.0))
-        probabilities = output.emotion_logits[0].float().softmax(-1)
-        names = SENTIMENT_CLASSES if len(probabilities) == len(SENTIMENT_CLASSES) else [
-            str(i) for i in range(len(probabilities))
-        ]
-        result = {
-            "score": score,
-            "label": polarity(score),
-            "emotion": names[int(probabilities.argmax())],
-            "emotion_scores": {name: float(p) for name, p in zip(names, probabilities)},
-        }
+        result = {"score": score, "label": polarity(score)}
+        emotion_logits = getattr(output, "emotion_logits", None)
+        if emotion_logits is not None:  # Semi-IIN's 7-class head
+            probabilities = emotion_logits[0].float().softmax(-1)
+            names = SENTIMENT_CLASSES if len(probabilities) == len(SENTIMENT_CLASSES) else [
+                str(i) for i in range(len(probabilities))
+            ]
+            result["emotion"] = names[int(probabilities.argmax())]
+            result["emotion_scores"] = {name: float(p) for name, p in zip(names, probabilities)}
+        else:  # regression-only models: the class of the intensity (bins of width 1 centred on integers)
+            result["emotion"] = SENTIMENT_CLASSES[min(6, max(0, int(score + 3.5)))]
+        unimodal = {m: getattr(output, f"{m}_logits", None) for m in ("text", "audio", "vision")}
+        if all(value is not None for value in unimodal.values()):  # shared/private, Self-MM
+            result["modality_scores"] = {m: float(value[0]) for m, value in unimodal.items()}
         gate = getattr(output, "gate_values", None)
         if gate is not None:
             result["gate_values"] = {"val": float(gate[0, 0].mean()), "cls": float(gate[0, 1].mean())}

@@ -126,3 +126,52 @@ def test_pipeline_folder_needs_every_encoder(tmp_path):
     with pytest.raises(ValueError, match=r"\['vision'\] take precomputed features"):
         save_hub_ready(model, tmp_path / "x", processor=tiny_processor())
     assert not (tmp_path / "x").exists()
+
+
+def test_shared_private_with_bundled_encoders_through_the_pipeline(clips, tmp_path):
+    """Self-MM/shared-private with raw audio/vision encoders: pipeline on a file, then its published folder."""
+    from encoders import TINY_BERT, TINY_FACE_CNN, TINY_HUBERT
+
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    torch.manual_seed(0)
+    config = SharedPrivateConfig(text_config=dict(TINY_BERT), audio_config=dict(TINY_HUBERT),
+                                 vision_config=dict(TINY_FACE_CNN))
+    assert (config.audio_feature_size, config.vision_feature_size) == (32, 24)
+    model = SharedPrivateForSentimentAnalysis(config).eval()
+    pipe = pipeline(TASK, model=model, processor=tiny_processor())
+    result = pipe(str(clips["good"]), text="not bad at all")
+    assert set(result) == {"score", "label", "emotion", "modality_scores"}
+    assert set(result["modality_scores"]) == {"text", "audio", "vision"}
+    inputs = pipe.processor(text="not bad at all", videos=clips["good"])
+    with torch.no_grad():
+        assert result["score"] == pytest.approx(float(model(**inputs).logits[0].clamp(-3, 3)), abs=1e-6)
+
+    folder = save_hub_ready(model, tmp_path / "self-mm-tiny", processor=pipe.processor)
+    loaded = run_isolated(
+        f"""
+        import json
+        from transformers import pipeline
+        pipe = pipeline("multimodal-sentiment-analysis", model={str(folder)!r}, trust_remote_code=True)
+        print(json.dumps(pipe({str(clips["good"])!r}, text="not bad at all")))
+        """,
+        tmp_path,
+    )
+    assert loaded["score"] == pytest.approx(result["score"], abs=1e-5)
+    assert loaded["modality_scores"] == pytest.approx(result["modality_scores"], abs=1e-5)
+
+
+def test_shared_private_frozen_encoders():
+    from encoders import TINY_BERT, TINY_FACE_CNN, TINY_HUBERT
+    from test_encoders import raw_batch
+
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_config=dict(TINY_BERT), audio_config=dict(TINY_HUBERT), vision_config=dict(TINY_FACE_CNN),
+        freeze_encoders=True,
+    )).train()
+    assert not model.encoders.training and not model.text_encoder.training and model.fusion_head.training
+    model(**raw_batch(), labels=torch.tensor([1.0, -1.0])).loss.backward()
+    assert all(p.grad is None for p in [*model.encoders.parameters(), *model.text_encoder.parameters()])
+    assert model.audio_encoder.rnn.weight_ih_l0.grad is not None
