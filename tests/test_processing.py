@@ -134,3 +134,13 @@ def test_load_clip_of_an_ami_style_row(tmp_path):
     short_audio = write_wav(tmp_path / "short.wav", seconds=0.5, sample_rate=8000)
     with pytest.raises(MediaDecodingError, match="short.wav: no samples in"):
         load_clip({**row, "audio_path": str(short_audio)}, fps=2, sampling_rate=16000)
+
+
+def test_empty_transcript_runs_the_model():
+    from encoders import tiny_pipeline_model
+
+    processor = tiny_processor()
+    batch = processor(text="", audio=np.full(4000, 0.1, np.float32), frames=np.zeros((2, 32, 32, 3), np.uint8))
+    assert batch["input_ids"].tolist() == [[101, 102]]  # [CLS] [SEP]
+    with torch.no_grad():
+        assert torch.isfinite(tiny_pipeline_model()(**batch).logits).all()
