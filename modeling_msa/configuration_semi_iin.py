@@ -5,7 +5,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import check_config_keys, encoder_output_size
+from .msa_utils import bundled_encoder_modalities, check_config_keys, sync_encoder_feature_sizes
 
 ATTENTION_MODES = ("intra_inter", "global")
 # The encoders of the paper's features; FabNet's weights are not on the Hub, so vision defaults to a random
@@ -104,15 +104,12 @@ class SemiIINConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         check_config_keys(self, kwargs)
         super().__post_init__(**kwargs)
-        for modality in ("text", "audio", "vision"):
-            encoder_config = getattr(self, f"{modality}_config")
-            if encoder_config is not None:
-                setattr(self, f"{modality}_feature_size", encoder_output_size(encoder_config))
+        sync_encoder_feature_sizes(self, ("text", "audio", "vision"))
 
     @property
     def encoder_modalities(self) -> tuple[str, ...]:
         """Modalities with a bundled encoder (raw inputs); the others take precomputed features."""
-        return tuple(name for name in ("text", "audio", "vision") if getattr(self, f"{name}_config") is not None)
+        return bundled_encoder_modalities(self, ("text", "audio", "vision"))
 
     @classmethod
     def from_encoders(

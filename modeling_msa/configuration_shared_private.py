@@ -5,7 +5,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import check_config_keys, encoder_output_size
+from .msa_utils import bundled_encoder_modalities, check_config_keys, sync_encoder_feature_sizes
 
 MODALITIES = ("text", "audio", "vision")
 TEXT_INPUTS = ("input_ids", "features")
@@ -94,15 +94,12 @@ class SharedPrivateConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         if self.text_input == "features":
             self.text_config = None
-        for modality in ("audio", "vision"):
-            encoder_config = getattr(self, f"{modality}_config")
-            if encoder_config is not None:
-                setattr(self, f"{modality}_feature_size", encoder_output_size(encoder_config))
+        sync_encoder_feature_sizes(self, ("audio", "vision"))
 
     @property
     def encoder_modalities(self) -> tuple[str, ...]:
         """Modalities with a bundled audio/vision encoder (the text encoder is `text_input="input_ids"`)."""
-        return tuple(name for name in ("audio", "vision") if getattr(self, f"{name}_config") is not None)
+        return bundled_encoder_modalities(self, ("audio", "vision"))
 
     @classmethod
     def self_mm(cls, **kwargs) -> "SharedPrivateConfig":

@@ -112,6 +112,26 @@ def encode_frames(
     return features, frame_mask
 
 
+class FrozenEncodersMixin:
+    """`config.freeze_encoders` for a model: `_frozen_encoders()` lists the modules it covers; they get no
+    gradients and stay in eval mode (no dropout, no batch-norm statistics updates) when the model trains."""
+
+    def _frozen_encoders(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def _freeze_encoders_if_configured(self) -> None:
+        if self.config.freeze_encoders:
+            for module in self._frozen_encoders():
+                module.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if self.config.freeze_encoders:
+            for module in self._frozen_encoders():
+                module.eval()
+        return self
+
+
 RAW_INPUTS = {"text": "input_ids", "audio": "input_values", "vision": "pixel_values"}
 
 
@@ -151,6 +171,7 @@ def encode_raw_inputs(
 
 __all__ = [
     "ENCODER_MODALITIES",
+    "FrozenEncodersMixin",
     "RAW_INPUTS",
     "encode_raw_inputs",
     "build_encoder",

@@ -16,7 +16,7 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_semi_iin import SemiIINConfig
-from .modeling_encoders import build_encoder, encode_raw_inputs, load_encoder_weights
+from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
 from .msa_utils import (
     check_features,
     conv_output_lengths,
@@ -221,7 +221,7 @@ class SemiIINPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
 
 
-class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
+class SemiIINForSentimentAnalysis(FrozenEncodersMixin, SemiIINPreTrainedModel):
     """Semi-IIN; predicts an intensity and a sentiment class.
 
     Each modality takes precomputed frame-level features or, when the config bundles its encoder
@@ -265,8 +265,7 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
             for modality in config.encoder_modalities
         })
         self.post_init()
-        if config.freeze_encoders:
-            self.encoders.requires_grad_(False)
+        self._freeze_encoders_if_configured()
 
     @classmethod
     def from_pretrained_encoders(
@@ -290,12 +289,8 @@ class SemiIINForSentimentAnalysis(SemiIINPreTrainedModel):
                 raise ValueError(f"load_pretrained_encoders: the config has no {modality}_config (no {modality} encoder).")
             load_encoder_weights(self.encoders[modality], name_or_path, f"{modality}_config")
 
-    def train(self, mode: bool = True):
-        """Frozen encoders stay in eval mode (no dropout, no batch-norm statistics updates)."""
-        super().train(mode)
-        if self.config.freeze_encoders:
-            self.encoders.eval()
-        return self
+    def _frozen_encoders(self) -> list[nn.Module]:
+        return [self.encoders]
 
     def _position_ids(self, audio_len: int, text_len: int, vision_len: int, device) -> torch.Tensor:
         """Fixed position slots per modality (as in the official code), so padding shifts nothing."""

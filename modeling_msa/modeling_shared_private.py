@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoModel, PreTrainedModel
+from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_shared_private import MODALITIES, SharedPrivateConfig
-from .modeling_encoders import build_encoder, encode_raw_inputs
+from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
 from .msa_utils import check_features, lengths_from_mask
 
 
@@ -35,14 +35,6 @@ def coral_loss(source: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return source.new_zeros(())
     dim = source.shape[1]
     return (covariance(source) - covariance(target)).pow(2).sum() / (4 * dim * dim)
-
-
-def build_text_encoder(text_config) -> PreTrainedModel:
-    """The encoder of `text_config` without a pooler where it has one (only the first token is read)."""
-    try:
-        return AutoModel.from_config(text_config, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_config(text_config)
 
 
 @dataclass
@@ -117,13 +109,13 @@ class SharedPrivatePreTrainedModel(PreTrainedModel):
             super()._init_weights(module)
 
 
-class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
+class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTrainedModel):
     """Text encoder + audio/vision LSTMs, Self-MM post layers, four heads and covariance alignment."""
 
     def __init__(self, config: SharedPrivateConfig):
         super().__init__(config)
         if config.text_input == "input_ids":
-            self.text_encoder = build_text_encoder(config.text_config)
+            self.text_encoder = build_encoder(config.text_config, "text")  # no pooler: the first token is read
         self.text_dropout = nn.Dropout(config.text_dropout)
         self.audio_encoder = SequenceLSTMEncoder(
             config.audio_feature_size, config.audio_lstm_hidden_size, config.audio_out_size,
@@ -153,29 +145,17 @@ class SharedPrivateForSentimentAnalysis(SharedPrivatePreTrainedModel):
             m: build_encoder(getattr(config, f"{m}_config"), m) for m in config.encoder_modalities
         })
         self.post_init()
-        if config.freeze_encoders:
-            self.encoders.requires_grad_(False)
-            if config.text_input == "input_ids":
-                self.text_encoder.requires_grad_(False)
+        self._freeze_encoders_if_configured()
 
-    def train(self, mode: bool = True):
-        """Frozen encoders stay in eval mode (no dropout, no batch-norm statistics updates)."""
-        super().train(mode)
-        if self.config.freeze_encoders:
-            self.encoders.eval()
-            if self.config.text_input == "input_ids":
-                self.text_encoder.eval()
-        return self
+    def _frozen_encoders(self) -> list[nn.Module]:
+        """The bundled audio/vision encoders and the text encoder."""
+        return [self.encoders] + ([self.text_encoder] if self.config.text_input == "input_ids" else [])
 
     def load_pretrained_text_encoder(self, name_or_path: str, **kwargs) -> None:
         """Load pretrained weights (e.g. "bert-base-uncased") into the text encoder; call after building."""
         if self.config.text_input != "input_ids":
             raise ValueError("load_pretrained_text_encoder needs text_input='input_ids'.")
-        pretrained = AutoModel.from_pretrained(name_or_path, **kwargs)
-        missing, unexpected = self.text_encoder.load_state_dict(pretrained.state_dict(), strict=False)
-        missing = [k for k in missing if "pooler" not in k]
-        if missing:
-            raise ValueError(f"{name_or_path} does not fit text_config: missing weights {missing[:5]}.")
+        load_encoder_weights(self.text_encoder, name_or_path, "text_config", **kwargs)
 
     def _text_representation(self, input_ids, token_type_ids, text_features, text_attention_mask) -> torch.Tensor:
         if self.config.text_input == "input_ids":

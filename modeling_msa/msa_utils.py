@@ -80,6 +80,17 @@ def encoder_output_size(config) -> int:
     return config.hidden_size
 
 
+def bundled_encoder_modalities(config, candidates: tuple[str, ...]) -> tuple[str, ...]:
+    """The `candidates` modalities whose `<modality>_config` (a bundled encoder) is set."""
+    return tuple(name for name in candidates if getattr(config, f"{name}_config") is not None)
+
+
+def sync_encoder_feature_sizes(config, candidates: tuple[str, ...]) -> None:
+    """Set `<modality>_feature_size` to the output width of each bundled encoder among `candidates`."""
+    for name in bundled_encoder_modalities(config, candidates):
+        setattr(config, f"{name}_feature_size", encoder_output_size(getattr(config, f"{name}_config")))
+
+
 def check_config_keys(config, extra_keys) -> None:
     """Reject keys that look like typos of a real field ("hiden_size"); warn about other unknown keys."""
     import dataclasses
