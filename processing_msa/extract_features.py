@@ -21,11 +21,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import torch
 from datasets import Array2D, Dataset, DatasetDict, Features, Value, concatenate_datasets
 from transformers import AutoModel, AutoProcessor
 
 from dataset_scripts import load_msa_dataset
+from modeling_msa.modeling_encoders import ENCODER_MODALITIES, encode_raw_inputs
 
 from .video_io import load_clip
 
@@ -42,17 +44,9 @@ def clip_inputs(row: dict, processor) -> dict:
 @torch.no_grad()
 def encode_clip(model, inputs) -> dict[str, np.ndarray]:
     """Per-modality features [frames, dim] (padding removed) from the model's bundled encoders."""
-    from modeling_msa.modeling_encoders import encode_audio, encode_frames, encode_text
-
-    config = model.config
-    outputs = {
-        "text": encode_text(model.encoders["text"], inputs["input_ids"], inputs["attention_mask"],
-                            inputs.get("token_type_ids"), config.text_encoder_layers),
-        "audio": encode_audio(model.encoders["audio"], inputs["input_values"], inputs["waveform_attention_mask"],
-                              config.audio_encoder_layers),
-        "vision": encode_frames(model.encoders["vision"], inputs["pixel_values"], inputs["frame_attention_mask"]),
-    }
-    return {f"{name}_features": feats[0, mask[0].bool()].float().cpu().numpy() for name, (feats, mask) in outputs.items()}
+    features, masks = dict.fromkeys(ENCODER_MODALITIES), {}
+    encode_raw_inputs(model.encoders, features, masks, inputs, model.config)
+    return {f"{name}_features": features[name][0, masks[name][0].bool()].float().cpu().numpy() for name in features}
 
 
 def output_features(config) -> Features:
@@ -79,8 +73,6 @@ def _write_atomic(dataset: Dataset, path: Path) -> None:
 def _done_ids(shards: Path, errors_file: Path, retry_errors: bool) -> set[str]:
     done = set()
     for shard in shards.glob("*.parquet"):
-        import pyarrow.parquet as pq
-
         done.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
     if errors_file.is_file() and not retry_errors:
         done.update(json.loads(line)["id"] for line in errors_file.read_text().splitlines() if line.strip())
