@@ -50,3 +50,10 @@ def write_wav(path: Path, seconds: float = 1.0, sample_rate: int = 16000) -> Pat
     signal = 0.1 * np.sin(2 * np.pi * 220 * np.arange(int(seconds * sample_rate)) / sample_rate)
     soundfile.write(str(path), signal.astype(np.float32), sample_rate)
     return path
+
+
+def corrupt_clip(path: Path, keep: int = 300) -> Path:
+    """A 1 s clip cut to its first `keep` bytes: a container no decoder can read."""
+    data = write_clip(path, seconds=1.0).read_bytes()
+    path.write_bytes(data[:keep])
+    return path

