@@ -17,7 +17,7 @@ from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig, load_msa_dataset
 from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
-from training_msa import MSATrainer, SharedPrivateTrainer, SharedPrivateTrainingArguments
+from training_msa import MSATrainer, MSATrainingArguments, SharedPrivateTrainer, SharedPrivateTrainingArguments
 from training_msa.arguments import config_arguments, overrides, own_fields
 from training_msa.data import feature_dims, max_frames, model_token_limits
 from training_msa.export import save_hub_ready
@@ -31,6 +31,14 @@ MODELS = {
     "shared_private": (SharedPrivateConfig, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
     "self_mm": (SharedPrivateConfig.self_mm, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
 }
+# Flags that only some models read: (models, dataclass, field names). Any other model refuses them when set.
+SCOPED_FLAGS = (
+    (("shared_private", "self_mm"), SharedPrivateTrainingArguments,
+     tuple(f.name for f in dataclasses.fields(SharedPrivateTrainingArguments)
+           if f.name not in {g.name for g in dataclasses.fields(MSATrainingArguments)})),
+    (("semi_iin",), SelfTrainingArguments,
+     tuple(f.name for f in dataclasses.fields(SelfTrainingArguments) if not f.name.startswith("label_fraction"))),
+)
 DATA_DERIVED = ("text_feature_size", "audio_feature_size", "vision_feature_size", "text_input", "text_config")
 
 ModelConfigArguments = config_arguments((SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED)
@@ -99,8 +107,9 @@ def print_table(title: str, metrics: dict[str, float]) -> None:
         print(f"{name:<{width}}  {value:>9.4f}" if isinstance(value, (int, float)) else f"{name:<{width}}  {value}")
 
 
-def check_model_arguments(model_args, config_args) -> None:
-    """Fail before any data is read when a flag does not belong to the chosen model."""
+def check_model_arguments(model_args, config_args, *other_arguments) -> None:
+    """Fail before any data is read when a flag does not belong to the chosen model: a config hyper-parameter of
+    another model, or a training flag (`SCOPED_FLAGS`) set away from its default that only other models read."""
     if model_args.model not in MODELS:
         raise SystemExit(f"--model {model_args.model!r}: expected one of {sorted(MODELS)}.")
     config_class = MODELS[model_args.model][1].config_class
@@ -109,6 +118,15 @@ def check_model_arguments(model_args, config_args) -> None:
         raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
     if model_args.text_encoder and config_class is not SharedPrivateConfig:
         raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
+    for models, owner, names in SCOPED_FLAGS:
+        if model_args.model in models:
+            continue
+        defaults = {f.name: f.default for f in dataclasses.fields(owner)}
+        arguments = next(a for a in other_arguments if isinstance(a, owner))
+        set_flags = [f"--{name}" for name in names if getattr(arguments, name) != defaults[name]]
+        if set_flags:
+            raise SystemExit(f"{', '.join(set_flags)}: a flag of --model {'/'.join(models)}, which "
+                             f"--model {model_args.model} does not read.")
 
 
 def publish(model, metrics, data_args, training_args, argv) -> None:
@@ -151,7 +169,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     argv = sys.argv[1:] if argv is None else argv
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    check_model_arguments(model_args, config_args)
+    check_model_arguments(model_args, config_args, self_training_args, training_args)
     use_all_cpu_threads_when_alone()
     set_seed(training_args.seed)
 

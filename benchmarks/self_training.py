@@ -20,7 +20,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dataset_scripts import SyntheticMSAConfig, make_synthetic_dataset  # noqa: E402
-from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
+from modeling_msa import MODALITIES, SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
 from training_msa import MSATrainingArguments  # noqa: E402
 from training_msa.self_training import SelfTrainingArguments, run_self_training  # noqa: E402
 
@@ -48,7 +48,7 @@ def main() -> None:
         num_train=options.num_train, num_validation=200, num_test=400, num_unlabeled=options.num_unlabeled,
         vision_length=options.vision_length,
     ))
-    dims = {f"{m}_feature_size": data["train"].features[f"{m}_features"].shape[-1] for m in ("text", "audio", "vision")}
+    dims = {f"{m}_feature_size": data["train"].features[f"{m}_features"].shape[-1] for m in MODALITIES}
     runs = []
     for fraction in options.fractions:
         for seed in options.seeds:

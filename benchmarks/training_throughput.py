@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from process_memory import peak_rss_mb  # noqa: E402
 from modeling_msa import (  # noqa: E402
+    MODALITIES,
     SemiIINConfig,
     SemiIINForSentimentAnalysis,
     SharedPrivateConfig,
@@ -30,7 +31,7 @@ SHAPES = {  # (frames, dim) of text, audio, vision in MMSA's unaligned_50 pickle
 
 
 def build(model: str, shapes: dict):
-    dims = {f"{m}_feature_size": shapes[m][1] for m in ("text", "audio", "vision")}
+    dims = {f"{m}_feature_size": shapes[m][1] for m in MODALITIES}
     if model == "semi_iin":
         return SemiIINForSentimentAnalysis(SemiIINConfig(
             **dims, max_audio_tokens=64, max_text_tokens=50, max_vision_tokens=500))

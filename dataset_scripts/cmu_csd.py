@@ -14,10 +14,11 @@ import h5py
 import numpy as np
 from datasets import Array2D, DatasetDict, Features, Value
 
+from modeling_msa.msa_utils import MODALITIES
+
 from .arrow_cache import cached_dataset_dict, file_fingerprint
 
 logger = logging.getLogger(__name__)
-MODALITIES = ("text", "audio", "vision")
 FOLD_NAMES = ("train", "validation", "test")
 
 

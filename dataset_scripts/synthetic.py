@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from datasets import Array2D, Dataset, DatasetDict, Features, Value
 
+from modeling_msa.msa_utils import MODALITIES
+
 TEXT_WEIGHT, AUDIO_WEIGHT, VISION_WEIGHT, INTERACTION_WEIGHT = 1.0, 0.7, 0.7, 0.9
 SPLITS = ("train", "validation", "test", "unlabeled")
 _WORDS = {
@@ -100,7 +102,7 @@ def generate_synthetic_examples(config_dict: dict, split: str):
     }
     for index in range(config.split_sizes()[split]):
         rng = np.random.default_rng([config.seed, split_id, index])
-        latents = dict(zip(("text", "audio", "vision"), rng.standard_normal(3)))
+        latents = dict(zip(MODALITIES, rng.standard_normal(3)))
         example = {"id": f"synthetic_{split}_{index:06d}"}
         for name, (max_length, dim) in shapes.items():
             length = int(rng.integers(max(1, int(np.ceil(config.min_length_fraction * max_length))), max_length + 1))

@@ -3,7 +3,7 @@
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
 
-from .msa_utils import check_config_keys
+from .msa_utils import check_unknown_config_keys
 
 
 @strict
@@ -29,8 +29,8 @@ class FaceCNNConfig(PreTrainedConfig):
     initializer_range: float = 0.02
 
     def __post_init__(self, **kwargs):
-        check_config_keys(self, kwargs)
         super().__post_init__(**kwargs)
+        check_unknown_config_keys(self, kwargs)
 
     def validate_architecture(self):
         if not self.hidden_sizes:

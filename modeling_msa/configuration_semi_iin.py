@@ -5,7 +5,7 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import bundled_encoder_modalities, check_config_keys, sync_encoder_feature_sizes
+from .msa_utils import MODALITIES, bundled_encoder_modalities, check_unknown_config_keys, sync_encoder_feature_sizes
 
 ATTENTION_MODES = ("intra_inter", "global")
 # The encoders of the paper's features; FabNet's weights are not on the Hub, so vision defaults to a random
@@ -102,14 +102,14 @@ class SemiIINConfig(PreTrainedConfig):
     freeze_encoders: bool = False
 
     def __post_init__(self, **kwargs):
-        check_config_keys(self, kwargs)
         super().__post_init__(**kwargs)
-        sync_encoder_feature_sizes(self, ("text", "audio", "vision"))
+        check_unknown_config_keys(self, kwargs)
+        sync_encoder_feature_sizes(self, MODALITIES)
 
     @property
     def encoder_modalities(self) -> tuple[str, ...]:
         """Modalities with a bundled encoder (raw inputs); the others take precomputed features."""
-        return bundled_encoder_modalities(self, ("text", "audio", "vision"))
+        return bundled_encoder_modalities(self, MODALITIES)
 
     @classmethod
     def from_encoders(

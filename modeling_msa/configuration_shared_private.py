@@ -5,9 +5,8 @@ from transformers import AutoConfig, PreTrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import bundled_encoder_modalities, check_config_keys, sync_encoder_feature_sizes
+from .msa_utils import MODALITIES, bundled_encoder_modalities, check_unknown_config_keys, sync_encoder_feature_sizes
 
-MODALITIES = ("text", "audio", "vision")
 TEXT_INPUTS = ("input_ids", "features")
 UNIMODAL_WEIGHTINGS = ("tanh", "uniform")
 
@@ -88,10 +87,10 @@ class SharedPrivateConfig(PreTrainedConfig):
     freeze_encoders: bool = False
 
     def __post_init__(self, **kwargs):
-        check_config_keys(self, kwargs)
         if self.text_input == "input_ids" and self.text_config is None:
             self.text_config = {"model_type": "bert"}
         super().__post_init__(**kwargs)
+        check_unknown_config_keys(self, kwargs)
         if self.text_input == "features":
             self.text_config = None
         sync_encoder_feature_sizes(self, ("audio", "vision"))

@@ -12,11 +12,10 @@ from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
 
 from .configuration_face_cnn import FaceCNNConfig
 from .modeling_face_cnn import FaceCNNModel
-from .msa_utils import encoder_output_size, prefix_mask
+from .msa_utils import MODALITIES, encoder_output_size, prefix_mask
 
 logger = logging.getLogger(__name__)
 
-ENCODER_MODALITIES = ("text", "audio", "vision")
 
 
 def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
@@ -136,7 +135,7 @@ RAW_INPUTS = {"text": "input_ids", "audio": "input_values", "vision": "pixel_val
 
 
 def encode_raw_inputs(
-    encoders: nn.ModuleDict, features: dict, masks: dict, raw: dict, config, modalities=ENCODER_MODALITIES
+    encoders: nn.ModuleDict, features: dict, masks: dict, raw: dict, config, modalities=MODALITIES
 ) -> None:
     """Fill `features`/`masks` (per modality) from the bundled `encoders` where raw inputs are given; check that
     each modality has exactly what it needs. `config` gives `text_encoder_layers`/`audio_encoder_layers`."""
@@ -170,7 +169,6 @@ def encode_raw_inputs(
 
 
 __all__ = [
-    "ENCODER_MODALITIES",
     "FrozenEncodersMixin",
     "RAW_INPUTS",
     "encode_raw_inputs",

@@ -6,6 +6,7 @@ sees the special tokens and the other modalities). A sigmoid gate mixes the two 
 position (regression head) and at the cls position (7-class head).
 """
 
+import itertools
 from dataclasses import dataclass
 
 import torch
@@ -18,42 +19,52 @@ from transformers.utils import ModelOutput
 from .configuration_semi_iin import SemiIINConfig
 from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
 from .msa_utils import (
-    check_features,
+    MODALITIES,
+    AutoMapMixin,
+    InputValueChecks,
+    check_feature_shapes,
     conv_output_lengths,
     intensity_to_class,
     lengths_from_mask,
     prefix_mask,
+    should_check_input_values,
 )
 
 NUM_SPECIAL_TOKENS = 2  # val (regression) and cls (sentiment class)
-AUDIO_TYPE, TEXT_TYPE, VISION_TYPE = 0, 1, 2
+# The token groups of the sequence, in order: the special tokens, then one group per modality.
+TOKEN_GROUPS = ("special", "audio", "text", "vision")
+SEQUENCE_MODALITIES = TOKEN_GROUPS[1:]
+BRANCHES = {"intra_inter": ("intra", "inter"), "global": ("global",)}
+
+
+def may_attend(branch: str, query_group: str, key_group: str) -> bool:
+    """The one definition of Semi-IIN's interaction masks, on token groups. With S = {val, cls}:
+    - IntraMA: a modality token sees S and its own modality; InterMA: S and the other modalities;
+    - S sees every modality token in both (never S itself); "global" (the ablation) sees everything.
+    The dense [T, T] masks and the block-sparse attention plans are both derived from it."""
+    if branch == "global":
+        return True
+    if "special" in (query_group, key_group):
+        return not query_group == key_group == "special"
+    same_modality = query_group == key_group
+    return same_modality if branch == "intra" else not same_modality
+
+
+def visible_key_groups(branch: str) -> list[list[int]]:
+    """For each query group (index into `TOKEN_GROUPS`), the key groups `may_attend` allows."""
+    return [[k for k, key in enumerate(TOKEN_GROUPS) if may_attend(branch, query, key)] for query in TOKEN_GROUPS]
 
 
 def build_interaction_masks(audio_len: int, text_len: int, vision_len: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Boolean "may attend" matrices `(intra, inter)` of shape [T, T], T = 2 + audio_len + text_len + vision_len.
-
-    Rows are queries, columns keys, token order [val, cls, audio, text, vision]. With S = {val, cls}:
-    - IntraMA blocks S x S and every cross-modality block: a modality token sees S and its own modality.
-    - InterMA blocks S x S and every same-modality block: a modality token sees S and the other modalities.
-    The special tokens see every modality token in both masks.
-    """
-    sizes = (NUM_SPECIAL_TOKENS, audio_len, text_len, vision_len)
-    group = torch.repeat_interleave(torch.arange(4), torch.tensor(sizes))  # 0 = special, 1..3 = modalities
-    query, key = group[:, None], group[None, :]
-    special_pair = (query == 0) & (key == 0)
-    touches_special = (query == 0) | (key == 0)
-    same_modality = (query == key) & ~touches_special
-    intra = ~special_pair & (touches_special | same_modality)
-    inter = ~special_pair & (touches_special | ~same_modality)
-    return intra, inter
-
-
-# Which token groups (0 = specials, 1..3 = audio, text, vision) each query group may see: the block form of
-# `build_interaction_masks`, which lets attention skip the blocked blocks instead of masking them.
-BRANCH_KEY_GROUPS = {
-    "intra": ((1, 2, 3), (0, 1), (0, 2), (0, 3)),
-    "inter": ((1, 2, 3), (0, 2, 3), (0, 1, 3), (0, 1, 2)),
-}
+    """Boolean "may attend" matrices `(intra, inter)` of shape [T, T], T = 2 + audio_len + text_len + vision_len
+    (rows are queries, columns keys, token order [val, cls, audio, text, vision]), from `may_attend`."""
+    sizes = torch.tensor((NUM_SPECIAL_TOKENS, audio_len, text_len, vision_len))
+    group = torch.repeat_interleave(torch.arange(len(TOKEN_GROUPS)), sizes)
+    masks = []
+    for branch in ("intra", "inter"):
+        table = torch.tensor([[may_attend(branch, q, k) for k in TOKEN_GROUPS] for q in TOKEN_GROUPS])
+        masks.append(table[group[:, None], group[None, :]])
+    return masks[0], masks[1]
 
 
 @dataclass
@@ -62,6 +73,70 @@ class AttentionPlan:
     slices it may see and the additive padding mask of those keys ([B, 1, 1, keys]: 0 real, -inf padding)."""
 
     groups: list[tuple[slice, list[slice], torch.Tensor]]
+
+
+def build_attention_plans(
+    attention_mode: str, token_lengths: tuple[torch.Tensor, ...], sizes: tuple[int, ...], dtype: torch.dtype
+) -> dict[str, AttentionPlan]:
+    """Per branch of `attention_mode`, the query groups and the keys `may_attend` lets each see, with padding
+    keys masked. Real tokens get exactly the dense attention masked with `build_interaction_masks`; the blocked
+    blocks are never computed. Padding queries see real keys (never an empty row); their outputs reach no real
+    token. `token_lengths` are the real audio/text/vision tokens per sample, `sizes` the padded ones."""
+    batch, device = token_lengths[0].shape[0], token_lengths[0].device
+    special = torch.ones(batch, NUM_SPECIAL_TOKENS, dtype=torch.bool, device=device)
+    token_valid = torch.cat([special] + [prefix_mask(n, size) for n, size in zip(token_lengths, sizes)], dim=1)
+    additive = torch.zeros(token_valid.shape, dtype=dtype, device=device).masked_fill_(~token_valid, float("-inf"))
+    bounds = list(itertools.accumulate((NUM_SPECIAL_TOKENS, *sizes)))
+    group_slices = [slice(start, stop) for start, stop in zip([0] + bounds[:-1], bounds)]
+    present = [g for g, part in enumerate(group_slices) if part.stop > part.start]
+    plans = {}
+    for branch in BRANCHES[attention_mode]:
+        groups = []
+        for query_group, visible in enumerate(visible_key_groups(branch)):
+            if query_group not in present:
+                continue
+            key_slices = _merge_adjacent([group_slices[g] for g in visible if g in present])
+            key_mask = torch.cat([additive[:, part] for part in key_slices], dim=1)[:, None, None, :]
+            groups.append((group_slices[query_group], key_slices, key_mask))
+        plans[branch] = AttentionPlan(_merge_equal_queries(groups))
+    return plans
+
+
+def _merge_adjacent(slices: list[slice]) -> list[slice]:
+    merged = [slices[0]]
+    for part in slices[1:]:
+        if part.start == merged[-1].stop:
+            merged[-1] = slice(merged[-1].start, part.stop)
+        else:
+            merged.append(part)
+    return merged
+
+
+def _merge_equal_queries(groups: list) -> list:
+    """Adjacent query groups that see the same keys become one group (the global branch: one SDPA call)."""
+    merged = [groups[0]]
+    for query_slice, key_slices, key_mask in groups[1:]:
+        previous = merged[-1]
+        if previous[1] == key_slices and previous[0].stop == query_slice.start:
+            merged[-1] = (slice(previous[0].start, query_slice.stop), key_slices, previous[2])
+        else:
+            merged.append((query_slice, key_slices, key_mask))
+    return merged
+
+
+@dataclass
+class SemiIINModelOutput(ModelOutput):
+    """Outputs of [`SemiIINModel`].
+
+    pooled_output: Fused val/cls states fed to the heads, [B, 2, hidden].
+    gate_values: Gate G at the val and cls positions, [B, 2, hidden] (None unless fusion == "gate").
+    branch_hidden_states: With `output_hidden_states=True`, the final token states of each branch, [B, T, hidden]:
+        (IntraMA, InterMA), or (global,) for the global ablation.
+    """
+
+    pooled_output: torch.Tensor | None = None
+    gate_values: torch.Tensor | None = None
+    branch_hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 @dataclass
@@ -73,6 +148,7 @@ class SemiIINOutput(ModelOutput):
     emotion_logits: Scores of the sentiment classes, [B, num_emotion_classes].
     gate_values: Gate G at the val and cls positions, [B, 2, hidden] (None unless fusion == "gate").
     pooled_output: Fused val/cls states fed to the heads, [B, 2, hidden].
+    branch_hidden_states: See [`SemiIINModelOutput`].
     """
 
     loss: torch.Tensor | None = None
@@ -80,6 +156,7 @@ class SemiIINOutput(ModelOutput):
     emotion_logits: torch.Tensor | None = None
     gate_values: torch.Tensor | None = None
     pooled_output: torch.Tensor | None = None
+    branch_hidden_states: tuple[torch.Tensor, ...] | None = None
 
 
 class SemiIINFeatureProjection(nn.Module):
@@ -95,13 +172,19 @@ class SemiIINFeatureProjection(nn.Module):
             for i, (k, s, p) in enumerate(zip(kernels, strides, paddings))
         )
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        hidden = self.dropout(features).transpose(1, 2)  # [B, C, L]
+    def output_lengths(self, lengths: torch.Tensor) -> torch.Tensor:
+        """Real output tokens per sample for `lengths` real input frames."""
+        for conv in self.convs:
+            lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0], conv.padding[0])
+        return lengths
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        hidden = self.dropout(features.to(self.convs[0].weight.dtype)).transpose(1, 2)  # [B, C, L]
         for conv in self.convs:
             hidden = hidden * prefix_mask(lengths, hidden.shape[-1]).unsqueeze(1).to(hidden.dtype)
             hidden = conv(hidden)
             lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0], conv.padding[0])
-        return hidden.transpose(1, 2), lengths
+        return hidden.transpose(1, 2)
 
 
 class SemiIINAttention(nn.Module):
@@ -199,7 +282,75 @@ class SemiIINFusion(nn.Module):
         return intra * inter, None
 
 
-class SemiIINPreTrainedModel(PreTrainedModel):
+class SemiIINEmbeddings(nn.Module):
+    """Tokens of the sequence [val; cls; audio; text; vision]: per-modality Conv1d projections plus modality type
+    embeddings, the learned val/cls tokens, and position embeddings in fixed per-modality slots (as the official
+    code's 2 + 100 + 100 + 50 table), so padding shifts nothing."""
+
+    def __init__(self, config: SemiIINConfig):
+        super().__init__()
+        hidden = config.hidden_size
+        self.config = config
+        self.text_projection = SemiIINFeatureProjection(
+            config.text_feature_size, hidden, [config.text_kernel_size], [1], [config.text_kernel_size // 2],
+            config.input_dropout,
+        )
+        self.audio_projection = SemiIINFeatureProjection(
+            config.audio_feature_size, hidden, config.audio_kernel_sizes, config.audio_strides,
+            config.audio_paddings, config.input_dropout,
+        )
+        self.vision_projection = SemiIINFeatureProjection(
+            config.vision_feature_size, hidden, [config.vision_kernel_size], [1], [config.vision_kernel_size // 2],
+            config.input_dropout,
+        )
+        self.modality_type_embeddings = nn.Embedding(len(SEQUENCE_MODALITIES), hidden)
+        self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, hidden)
+        self.token_position_embeddings = nn.Embedding(NUM_SPECIAL_TOKENS + sum(self.max_tokens.values()), hidden)
+        self.dropout = nn.Dropout(config.embedding_dropout)
+
+    @property
+    def max_tokens(self) -> dict[str, int]:
+        """Position slots per modality, in sequence order."""
+        return {name: getattr(self.config, f"max_{name}_tokens") for name in SEQUENCE_MODALITIES}
+
+    def projection(self, modality: str) -> SemiIINFeatureProjection:
+        return getattr(self, f"{modality}_projection")
+
+    def token_lengths(self, lengths: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Real audio/text/vision tokens per sample after the projections."""
+        return tuple(self.projection(name).output_lengths(lengths[name]) for name in SEQUENCE_MODALITIES)
+
+    def position_ids(self, sizes: tuple[int, ...], device) -> torch.Tensor:
+        starts = itertools.accumulate((NUM_SPECIAL_TOKENS, *self.max_tokens.values()))
+        return torch.cat([torch.arange(NUM_SPECIAL_TOKENS, device=device)]
+                         + [start + torch.arange(size, device=device) for start, size in zip(starts, sizes)])
+
+    def forward(
+        self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]
+    ) -> tuple[torch.Tensor, tuple[int, ...]]:
+        """features / lengths: per modality [B, frames, D] and real frames [B]. Returns the tokens [B, T, hidden]
+        and the padded audio/text/vision token counts."""
+        tokens = [self.projection(name)(features[name], lengths[name]) for name in SEQUENCE_MODALITIES]
+        for name, part in zip(SEQUENCE_MODALITIES, tokens):
+            if part.shape[1] > self.max_tokens[name]:
+                raise ValueError(
+                    f"{name}_features give {part.shape[1]} tokens but max_{name}_tokens={self.max_tokens[name]}: "
+                    f"truncate the input (data collator `max_{name}_length`) or build the model with a larger "
+                    f"max_{name}_tokens."
+                )
+        type_embeddings = self.modality_type_embeddings.weight
+        batch = tokens[0].shape[0]
+        sequence = torch.cat(
+            [self.special_tokens.weight.unsqueeze(0).expand(batch, -1, -1)]
+            + [part + type_embeddings[i] for i, part in enumerate(tokens)],
+            dim=1,
+        )
+        sizes = tuple(part.shape[1] for part in tokens)
+        sequence = sequence + self.token_position_embeddings(self.position_ids(sizes, sequence.device))
+        return self.dropout(sequence), sizes
+
+
+class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
     config: SemiIINConfig
     config_class = SemiIINConfig
     base_model_prefix = "semi_iin"
@@ -207,6 +358,7 @@ class SemiIINPreTrainedModel(PreTrainedModel):
     accepts_loss_kwargs = False
     _supports_sdpa = True
     _no_split_modules = ["SemiIINLayer"]
+    _auto_map_classes = {"AutoModel": "SemiIINModel", "AutoModelForSequenceClassification": "SemiIINForSentimentAnalysis"}
 
     def _init_weights(self, module: nn.Module):
         std = self.config.initializer_range
@@ -221,35 +373,50 @@ class SemiIINPreTrainedModel(PreTrainedModel):
             init.zeros_(module.bias)
 
 
-class SemiIINForSentimentAnalysis(FrozenEncodersMixin, SemiIINPreTrainedModel):
-    """Semi-IIN; predicts an intensity and a sentiment class.
+# Folders saved before the base/heads split (every module at the top level) load through these renamings.
+_FLAT_EMBEDDINGS = r"(text_projection|audio_projection|vision_projection|modality_type_embeddings|special_tokens|token_position_embeddings)"
+_FLAT_BASE = r"(intra_encoder|inter_encoder|val_fusion|cls_fusion|global_encoder|encoders)"
+FLAT_CHECKPOINT_KEYS = {
+    "SemiIINModel": {rf"^{_FLAT_EMBEDDINGS}\.": r"embeddings.\1.", rf"^{_FLAT_BASE}\.": r"\1."},
+    "SemiIINForSentimentAnalysis": {
+        rf"^{_FLAT_EMBEDDINGS}\.": r"semi_iin.embeddings.\1.", rf"^{_FLAT_BASE}\.": r"semi_iin.\1.",
+    },
+}
+
+
+class FlatCheckpointMixin:
+    """`from_pretrained` also reads folders saved before the base/heads split (`FLAT_CHECKPOINT_KEYS`); the model
+    is then saved in the current layout."""
+
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        kwargs.setdefault("key_mapping", FLAT_CHECKPOINT_KEYS[cls.__name__])
+        model = super().from_pretrained(*args, **kwargs)
+        # transformers keeps a used key_mapping to save in the loaded layout; save in the current one instead.
+        model._weight_conversions = []
+        return model
+
+
+class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedModel):
+    """The Semi-IIN encoder: embeddings, the IntraMA/InterMA branches (or the global ablation) and the val/cls
+    fusion; returns the fused val/cls states. `AutoModel` gives this model, [`SemiIINForSentimentAnalysis`] adds
+    the heads.
 
     Each modality takes precomputed frame-level features or, when the config bundles its encoder
     (`text_config` / `audio_config` / `vision_config`), raw inputs: `input_ids`, 16 kHz `input_values`,
     video frames `pixel_values`. Masks use 1 for real frames and 0 for (right) padding; padding never
-    changes a prediction.
+    changes an output.
+
+    `validate_inputs` (default True): run the data-dependent input checks ([`InputValueChecks`]: one host sync
+    per forward). Off, the forward pass has no data-dependent host sync.
     """
+
+    _keys_to_ignore_on_load_unexpected = [r"^(head_mlp|regression_head|emotion_head)\."]  # the heads' weights
 
     def __init__(self, config: SemiIINConfig):
         super().__init__(config)
-        hidden = config.hidden_size
-        self.text_projection = SemiIINFeatureProjection(
-            config.text_feature_size, hidden, [config.text_kernel_size], [1], [config.text_kernel_size // 2],
-            config.input_dropout,
-        )
-        self.audio_projection = SemiIINFeatureProjection(
-            config.audio_feature_size, hidden, config.audio_kernel_sizes, config.audio_strides,
-            config.audio_paddings, config.input_dropout,
-        )
-        self.vision_projection = SemiIINFeatureProjection(
-            config.vision_feature_size, hidden, [config.vision_kernel_size], [1], [config.vision_kernel_size // 2],
-            config.input_dropout,
-        )
-        self.modality_type_embeddings = nn.Embedding(3, hidden)
-        self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, hidden)
-        num_positions = NUM_SPECIAL_TOKENS + config.max_audio_tokens + config.max_text_tokens + config.max_vision_tokens
-        self.token_position_embeddings = nn.Embedding(num_positions, hidden)
-        self.embedding_dropout = nn.Dropout(config.embedding_dropout)
+        self.validate_inputs = True
+        self.embeddings = SemiIINEmbeddings(config)
         if config.attention_mode == "intra_inter":
             self.intra_encoder = SemiIINEncoder(config)
             self.inter_encoder = SemiIINEncoder(config)
@@ -257,15 +424,121 @@ class SemiIINForSentimentAnalysis(FrozenEncodersMixin, SemiIINPreTrainedModel):
             self.cls_fusion = SemiIINFusion(config)
         else:
             self.global_encoder = SemiIINEncoder(config)
-        self.head_mlp = nn.Sequential(nn.Linear(hidden, hidden), nn.Linear(hidden, config.head_hidden_size))
-        self.regression_head = nn.Linear(config.head_hidden_size, 1)
-        self.emotion_head = nn.Linear(config.head_hidden_size, config.num_emotion_classes)
         self.encoders = nn.ModuleDict({
             modality: build_encoder(getattr(config, f"{modality}_config"), modality)
             for modality in config.encoder_modalities
         })
         self.post_init()
         self._freeze_encoders_if_configured()
+
+    def _frozen_encoders(self) -> list[nn.Module]:
+        return [self.encoders]
+
+    def load_pretrained_encoders(self, **names_or_paths: str | None) -> None:
+        """Load pretrained weights into bundled encoders, e.g. `text="FacebookAI/roberta-large"`."""
+        for modality, name_or_path in names_or_paths.items():
+            if name_or_path is None:
+                continue
+            if modality not in self.encoders:
+                raise ValueError(f"load_pretrained_encoders: the config has no {modality}_config (no {modality} encoder).")
+            load_encoder_weights(self.encoders[modality], name_or_path, f"{modality}_config")
+
+    def forward(
+        self,
+        text_features: torch.Tensor | None = None,
+        audio_features: torch.Tensor | None = None,
+        vision_features: torch.Tensor | None = None,
+        text_attention_mask: torch.Tensor | None = None,
+        audio_attention_mask: torch.Tensor | None = None,
+        vision_attention_mask: torch.Tensor | None = None,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        input_values: torch.Tensor | None = None,
+        waveform_attention_mask: torch.Tensor | None = None,
+        pixel_values: torch.Tensor | None = None,
+        frame_attention_mask: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SemiIINModelOutput | tuple:
+        r"""
+        text_features / audio_features / vision_features: [B, N, Dt], [B, L, Da], [B, M, Dv] frame features.
+        *_attention_mask: [B, len] with 1 for real frames and 0 for (right) padding; None = all real.
+        input_ids / attention_mask / token_type_ids: Tokenized text, for a bundled text encoder.
+        input_values / waveform_attention_mask: 16 kHz waveforms [B, S] and their mask, for a bundled audio encoder.
+        pixel_values / frame_attention_mask: Frames [B, F, C, H, W] and their mask, for a bundled vision encoder.
+        output_hidden_states: Also return both branches' final token states (`branch_hidden_states`).
+        """
+        config = self.config
+        features = {"text": text_features, "audio": audio_features, "vision": vision_features}
+        masks = {"text": text_attention_mask, "audio": audio_attention_mask, "vision": vision_attention_mask}
+        raw = {
+            "input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
+            "input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
+            "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask,
+        }
+        encode_raw_inputs(self.encoders, features, masks, raw, config)
+        check_feature_shapes(features, masks, {name: getattr(config, f"{name}_feature_size") for name in MODALITIES})
+        lengths = {name: lengths_from_mask(masks[name], features[name]) for name in MODALITIES}
+        token_lengths = self.embeddings.token_lengths(lengths)
+        if should_check_input_values(self):
+            checks = InputValueChecks().features(features, masks)
+            checks.fail_if((sum(token_lengths) == 0).any(),
+                           "A sample has no real frame in any modality (all attention masks are 0 after projection).")
+            checks.raise_if_failed()
+
+        tokens, sizes = self.embeddings(features, lengths)
+        plans = build_attention_plans(config.attention_mode, token_lengths, sizes, tokens.dtype)
+
+        gate_values = None
+        if config.attention_mode == "global":
+            branch_states = (self.global_encoder(tokens, plans["global"]),)
+            pooled = branch_states[0][:, :NUM_SPECIAL_TOKENS]
+        else:
+            branch_states = (self.intra_encoder(tokens, plans["intra"]), self.inter_encoder(tokens, plans["inter"]))
+            intra, inter = branch_states
+            val, val_gate = self.val_fusion(intra[:, 0], inter[:, 0])
+            cls, cls_gate = self.cls_fusion(intra[:, 1], inter[:, 1])
+            pooled = torch.stack([val, cls], dim=1)
+            if val_gate is not None:
+                gate_values = torch.stack([val_gate, cls_gate], dim=1)
+        output = SemiIINModelOutput(
+            pooled_output=pooled, gate_values=gate_values,
+            branch_hidden_states=branch_states if output_hidden_states else None,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+
+class SemiIINForSentimentAnalysis(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedModel):
+    """Semi-IIN with its heads: [`SemiIINModel`], a shared MLP, a regression head (intensity, at val) and a
+    sentiment-class head (at cls), and the paper's loss. Takes the inputs of [`SemiIINModel`] plus labels."""
+
+    def __init__(self, config: SemiIINConfig):
+        super().__init__(config)
+        self.semi_iin = SemiIINModel(config)
+        self.head_mlp = nn.Sequential(nn.Linear(config.hidden_size, config.hidden_size),
+                                      nn.Linear(config.hidden_size, config.head_hidden_size))
+        self.regression_head = nn.Linear(config.head_hidden_size, 1)
+        self.emotion_head = nn.Linear(config.head_hidden_size, config.num_emotion_classes)
+        self.post_init()
+        self._freeze_encoders_if_configured()
+
+    @property
+    def encoders(self) -> nn.ModuleDict:
+        """The bundled encoders (`semi_iin.encoders`)."""
+        return self.semi_iin.encoders
+
+    @property
+    def validate_inputs(self) -> bool:
+        """See [`SemiIINModel`]."""
+        return self.semi_iin.validate_inputs
+
+    @validate_inputs.setter
+    def validate_inputs(self, value: bool) -> None:
+        self.semi_iin.validate_inputs = value
+
+    def _frozen_encoders(self) -> list[nn.Module]:
+        return [self.semi_iin.encoders]
 
     @classmethod
     def from_pretrained_encoders(
@@ -281,157 +554,34 @@ class SemiIINForSentimentAnalysis(FrozenEncodersMixin, SemiIINPreTrainedModel):
         return model
 
     def load_pretrained_encoders(self, **names_or_paths: str | None) -> None:
-        """Load pretrained weights into bundled encoders, e.g. `text="FacebookAI/roberta-large"`."""
-        for modality, name_or_path in names_or_paths.items():
-            if name_or_path is None:
-                continue
-            if modality not in self.encoders:
-                raise ValueError(f"load_pretrained_encoders: the config has no {modality}_config (no {modality} encoder).")
-            load_encoder_weights(self.encoders[modality], name_or_path, f"{modality}_config")
-
-    def _frozen_encoders(self) -> list[nn.Module]:
-        return [self.encoders]
-
-    def _position_ids(self, audio_len: int, text_len: int, vision_len: int, device) -> torch.Tensor:
-        """Fixed position slots per modality (as in the official code), so padding shifts nothing."""
-        audio_start = NUM_SPECIAL_TOKENS
-        text_start = audio_start + self.config.max_audio_tokens
-        vision_start = text_start + self.config.max_text_tokens
-        return torch.cat([
-            torch.arange(NUM_SPECIAL_TOKENS, device=device),
-            audio_start + torch.arange(audio_len, device=device),
-            text_start + torch.arange(text_len, device=device),
-            vision_start + torch.arange(vision_len, device=device),
-        ])
-
-    def _attention_plans(
-        self, lengths: tuple[torch.Tensor, ...], sizes: tuple[int, ...], dtype: torch.dtype
-    ) -> dict[str, AttentionPlan]:
-        """Per branch, the query groups and the keys each may see (`BRANCH_KEY_GROUPS`, or everything for
-        "global"), with padding keys masked. Real tokens get exactly the dense masked attention of
-        `build_interaction_masks`; the blocked blocks are never computed. Padding queries see real keys (never
-        an empty row); their outputs never reach a real token."""
-        batch, device = lengths[0].shape[0], lengths[0].device
-        special = torch.ones(batch, NUM_SPECIAL_TOKENS, dtype=torch.bool, device=device)
-        token_valid = torch.cat([special] + [prefix_mask(n, size) for n, size in zip(lengths, sizes)], dim=1)
-        additive = torch.zeros(token_valid.shape, dtype=dtype, device=device).masked_fill_(~token_valid, float("-inf"))
-        bounds = torch.tensor((NUM_SPECIAL_TOKENS, *sizes)).cumsum(0).tolist()
-        group_slices = [slice(start, stop) for start, stop in zip([0] + bounds[:-1], bounds)]
-
-        def key_mask(key_slices: list[slice]) -> torch.Tensor:
-            return torch.cat([additive[:, part] for part in key_slices], dim=1)[:, None, None, :]
-
-        if self.config.attention_mode == "global":
-            everything = [slice(0, bounds[-1])]
-            return {"global": AttentionPlan([(everything[0], everything, key_mask(everything))])}
-        plans = {}
-        for branch, key_groups in BRANCH_KEY_GROUPS.items():
-            groups = []
-            for query_group, visible in enumerate(key_groups):
-                query_slice = group_slices[query_group]
-                if query_slice.stop > query_slice.start:
-                    key_slices = [group_slices[g] for g in visible if group_slices[g].stop > group_slices[g].start]
-                    groups.append((query_slice, key_slices, key_mask(key_slices)))
-            plans[branch] = AttentionPlan(groups)
-        return plans
+        """See [`SemiIINModel.load_pretrained_encoders`]."""
+        self.semi_iin.load_pretrained_encoders(**names_or_paths)
 
     def forward(
         self,
-        text_features: torch.Tensor | None = None,
-        audio_features: torch.Tensor | None = None,
-        vision_features: torch.Tensor | None = None,
-        text_attention_mask: torch.Tensor | None = None,
-        audio_attention_mask: torch.Tensor | None = None,
-        vision_attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         emotion_labels: torch.Tensor | None = None,
         pseudo_label_mask: torch.Tensor | None = None,
-        input_ids: torch.Tensor | None = None,
-        attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,
-        input_values: torch.Tensor | None = None,
-        waveform_attention_mask: torch.Tensor | None = None,
-        pixel_values: torch.Tensor | None = None,
-        frame_attention_mask: torch.Tensor | None = None,
         return_dict: bool | None = None,
+        **model_inputs,
     ) -> SemiIINOutput | tuple:
         r"""
-        text_features / audio_features / vision_features: [B, N, Dt], [B, L, Da], [B, M, Dv] frame features.
-        *_attention_mask: [B, len] with 1 for real frames and 0 for (right) padding; None = all real.
-        input_ids / attention_mask / token_type_ids: Tokenized text, for a bundled text encoder.
-        input_values / waveform_attention_mask: 16 kHz waveforms [B, S] and their mask, for a bundled audio encoder.
-        pixel_values / frame_attention_mask: Frames [B, F, C, H, W] and their mask, for a bundled vision encoder.
+        model_inputs: The inputs of [`SemiIINModel.forward`] (features, masks, raw inputs, output_hidden_states).
         labels: [B] float sentiment intensities in [-3, 3].
         emotion_labels: [B] class ids; derived from `labels` when omitted.
         pseudo_label_mask: [B] bool, True for pseudo-labelled samples: they add only
             `pseudo_label_loss_weight * CE(emotion_logits, emotion_labels)` (no regression loss).
         """
-        config = self.config
-        features = {"text": text_features, "audio": audio_features, "vision": vision_features}
-        masks = {"text": text_attention_mask, "audio": audio_attention_mask, "vision": vision_attention_mask}
-        raw = {
-            "input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-            "input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
-            "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask,
-        }
-        encode_raw_inputs(self.encoders, features, masks, raw, config)
-        expected = {
-            "text": config.text_feature_size, "audio": config.audio_feature_size, "vision": config.vision_feature_size
-        }
-        batch = check_features(features, masks, expected)
-        lengths = {name: lengths_from_mask(masks[name], features[name], f"{name}_attention_mask") for name in features}
-
-        text, text_len = self.text_projection(features["text"], lengths["text"])
-        audio, audio_len = self.audio_projection(features["audio"], lengths["audio"])
-        vision, vision_len = self.vision_projection(features["vision"], lengths["vision"])
-        sizes = (audio.shape[1], text.shape[1], vision.shape[1])
-        for name, size, limit in zip(
-            ("audio", "text", "vision"), sizes, (config.max_audio_tokens, config.max_text_tokens, config.max_vision_tokens)
-        ):
-            if size > limit:
-                raise ValueError(
-                    f"{name}_features give {size} tokens but max_{name}_tokens={limit}: truncate the input "
-                    f"(data collator `max_{name}_length`) or build the model with a larger max_{name}_tokens."
-                )
-        if bool(((audio_len + text_len + vision_len) == 0).any()):
-            raise ValueError("A sample has no real frame in any modality (all attention masks are 0 after projection).")
-
-        type_ids = torch.tensor([AUDIO_TYPE, TEXT_TYPE, VISION_TYPE], device=text.device)
-        type_embeddings = self.modality_type_embeddings(type_ids)
-        tokens = torch.cat(
-            [
-                self.special_tokens.weight.unsqueeze(0).expand(batch, -1, -1),
-                audio + type_embeddings[0],
-                text + type_embeddings[1],
-                vision + type_embeddings[2],
-            ],
-            dim=1,
-        )
-        tokens = tokens + self.token_position_embeddings(self._position_ids(*sizes, device=tokens.device))
-        tokens = self.embedding_dropout(tokens)
-        attention_plans = self._attention_plans((audio_len, text_len, vision_len), sizes, tokens.dtype)
-
-        gate_values = None
-        if config.attention_mode == "global":
-            pooled = self.global_encoder(tokens, attention_plans["global"])[:, :NUM_SPECIAL_TOKENS]
-        else:
-            intra = self.intra_encoder(tokens, attention_plans["intra"])
-            inter = self.inter_encoder(tokens, attention_plans["inter"])
-            val, val_gate = self.val_fusion(intra[:, 0], inter[:, 0])
-            cls, cls_gate = self.cls_fusion(intra[:, 1], inter[:, 1])
-            pooled = torch.stack([val, cls], dim=1)
-            if val_gate is not None:
-                gate_values = torch.stack([val_gate, cls_gate], dim=1)
-
-        head_states = self.head_mlp(pooled)
+        base = self.semi_iin(**model_inputs, return_dict=True)
+        head_states = self.head_mlp(base.pooled_output)
         logits = self.regression_head(head_states[:, 0]).squeeze(-1)
         emotion_logits = self.emotion_head(head_states[:, 1])
-
         loss = None
         if labels is not None or emotion_labels is not None:
             loss = self.compute_loss(logits, emotion_logits, labels, emotion_labels, pseudo_label_mask)
         output = SemiIINOutput(
-            loss=loss, logits=logits, emotion_logits=emotion_logits, gate_values=gate_values, pooled_output=pooled
+            loss=loss, logits=logits, emotion_logits=emotion_logits, gate_values=base.gate_values,
+            pooled_output=base.pooled_output, branch_hidden_states=base.branch_hidden_states,
         )
         return output if return_dict is not False else output.to_tuple()
 
@@ -443,32 +593,46 @@ class SemiIINForSentimentAnalysis(FrozenEncodersMixin, SemiIINPreTrainedModel):
         emotion_labels: torch.Tensor | None,
         pseudo_label_mask: torch.Tensor | None,
     ) -> torch.Tensor:
-        """lambda_1 * MSE + (1 - lambda_1) * CE on labelled samples, + lambda_2 * CE on pseudo-labelled ones."""
+        """lambda_1 * MSE + (1 - lambda_1) * CE on labelled samples, + lambda_2 * CE on pseudo-labelled ones.
+
+        Written with per-sample weights instead of boolean indexing, so it needs no host sync; a term whose samples
+        are absent from the batch contributes exactly 0 (and no gradient)."""
         config = self.config
-        batch = logits.shape[0]
         if emotion_labels is None:
             if labels is None:
                 raise ValueError("compute_loss needs `labels` or `emotion_labels`.")
             emotion_labels = intensity_to_class(labels, config.num_emotion_classes)
         emotion_labels = emotion_labels.to(device=logits.device, dtype=torch.long)
         pseudo = (
-            torch.zeros(batch, dtype=torch.bool, device=logits.device)
+            torch.zeros_like(logits, dtype=torch.bool)
             if pseudo_label_mask is None
             else pseudo_label_mask.to(device=logits.device, dtype=torch.bool)
         )
-        real = ~pseudo
-        loss = logits.new_zeros(())
-        if real.any():
-            if labels is None:
+        real = (~pseudo).to(logits.dtype)
+        if labels is None:  # only emotion labels: valid when every sample is pseudo-labelled (one check, rare path)
+            if pseudo_label_mask is None or not bool(pseudo.all()):
                 raise ValueError("`labels` (float intensities) are required for samples that are not pseudo-labelled.")
-            labels = labels.to(device=logits.device, dtype=logits.dtype)
-            regression = F.mse_loss(logits[real], labels[real])
-            classification = F.cross_entropy(emotion_logits[real], emotion_labels[real])
-            weight = config.regression_loss_weight
-            loss = loss + weight * regression + (1 - weight) * classification
-        if pseudo.any():
-            loss = loss + config.pseudo_label_loss_weight * F.cross_entropy(emotion_logits[pseudo], emotion_labels[pseudo])
-        return loss
+            labels = torch.zeros_like(logits)
+        labels = labels.to(device=logits.device, dtype=logits.dtype)
+        cross_entropy = F.cross_entropy(emotion_logits, emotion_labels, reduction="none")
+        squared_error = (logits - torch.where(pseudo, 0.0, labels)) ** 2
+        num_real = real.sum()
+        real_mean = lambda values: (values * real).sum() / num_real.clamp(min=1)  # noqa: E731
+        weight = config.regression_loss_weight
+        loss = weight * real_mean(squared_error) + (1 - weight) * real_mean(cross_entropy)
+        num_pseudo = pseudo.sum()
+        pseudo_mean = (cross_entropy * pseudo.to(logits.dtype)).sum() / num_pseudo.clamp(min=1)
+        return loss + config.pseudo_label_loss_weight * pseudo_mean
 
 
-__all__ = ["SemiIINForSentimentAnalysis", "SemiIINOutput", "SemiIINPreTrainedModel", "build_interaction_masks"]
+__all__ = [
+    "SemiIINEmbeddings",
+    "SemiIINForSentimentAnalysis",
+    "SemiIINModel",
+    "SemiIINModelOutput",
+    "SemiIINOutput",
+    "SemiIINPreTrainedModel",
+    "build_attention_plans",
+    "build_interaction_masks",
+    "may_attend",
+]

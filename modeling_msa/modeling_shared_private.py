@@ -15,9 +15,16 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_shared_private import MODALITIES, SharedPrivateConfig
+from .configuration_shared_private import SharedPrivateConfig
 from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
-from .msa_utils import check_features, lengths_from_mask
+from .msa_utils import (
+    MODALITIES,
+    AutoMapMixin,
+    InputValueChecks,
+    check_feature_shapes,
+    lengths_from_mask,
+    should_check_input_values,
+)
 
 
 def covariance(features: torch.Tensor) -> torch.Tensor:
@@ -91,13 +98,17 @@ class PredictionHead(nn.Module):
         return self.layer_3(F.relu(self.layer_2(feature))).squeeze(-1), feature
 
 
-class SharedPrivatePreTrainedModel(PreTrainedModel):
+class SharedPrivatePreTrainedModel(AutoMapMixin, PreTrainedModel):
     config: SharedPrivateConfig
     config_class = SharedPrivateConfig
     base_model_prefix = "shared_private"
     main_input_name = "audio_features"
     accepts_loss_kwargs = False
     _no_split_modules = []
+    _auto_map_classes = {
+        "AutoModel": "SharedPrivateForSentimentAnalysis",
+        "AutoModelForSequenceClassification": "SharedPrivateForSentimentAnalysis",
+    }
 
     def _init_weights(self, module: nn.Module):
         """PyTorch's uniform LSTM init (as Self-MM); the transformers defaults for everything else."""
@@ -114,6 +125,7 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
 
     def __init__(self, config: SharedPrivateConfig):
         super().__init__(config)
+        self.validate_inputs = True  # data-dependent input checks, one host sync (see `InputValueChecks`)
         if config.text_input == "input_ids":
             self.text_encoder = build_encoder(config.text_config, "text")  # no pooler: the first token is read
         self.text_dropout = nn.Dropout(config.text_dropout)
@@ -214,11 +226,14 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
         expected = {"audio": config.audio_feature_size, "vision": config.vision_feature_size}
         if config.text_input == "features" and text_features is not None:
             features["text"], masks["text"], expected["text"] = text_features, text_attention_mask, config.text_feature_size
-        check_features(features, masks, expected)
-        lengths = {m: lengths_from_mask(masks[m], features[m], f"{m}_attention_mask") for m in ("audio", "vision")}
-        for modality, length in lengths.items():
-            if bool((length == 0).any()):
-                raise ValueError(f"{modality}_attention_mask: every sample needs at least one real {modality} frame.")
+        check_feature_shapes(features, masks, expected)
+        lengths = {m: lengths_from_mask(masks[m], features[m]) for m in ("audio", "vision")}
+        if should_check_input_values(self):
+            checks = InputValueChecks().features(features, masks)
+            for modality, length in lengths.items():
+                checks.fail_if((length == 0).any(),
+                               f"{modality}_attention_mask: every sample needs at least one real {modality} frame.")
+            checks.raise_if_failed()
 
         hidden = {
             "text": self._text_representation(input_ids, token_type_ids, text_features, text_attention_mask),

@@ -2,6 +2,8 @@
 
 import torch
 
+MODALITIES = ("text", "audio", "vision")  # the one modality tuple of msa-hub
+
 
 def prefix_mask(lengths: torch.Tensor, size: int) -> torch.Tensor:
     """[B, size] boolean mask, True for the first `lengths[b]` positions of each row."""
@@ -24,10 +26,11 @@ def intensity_to_class(labels: torch.Tensor, num_classes: int = 7) -> torch.Tens
     return torch.bucketize(labels.detach().to(torch.float64), boundaries, right=True)
 
 
-def check_features(
+def check_feature_shapes(
     features: dict[str, torch.Tensor], masks: dict[str, torch.Tensor | None], expected_sizes: dict[str, int]
 ) -> int:
-    """Validate per-modality feature tensors; returns the batch size. Errors name the offending field."""
+    """Validate per-modality tensors by their metadata (rank, dtype, feature size, batch, mask shape); returns
+    the batch size. Reads no tensor data, so it never synchronises with the device. Errors name the field."""
     batch = None
     for name, tensor in features.items():
         field = f"{name}_features"
@@ -46,10 +49,6 @@ def check_features(
         elif tensor.shape[0] != batch:
             sizes = {f"{key}_features": value.shape[0] for key, value in features.items()}
             raise ValueError(f"Batch sizes differ between modalities: {sizes}.")
-        if not bool(torch.isfinite(tensor).all()):
-            raise ValueError(
-                f"{field} contains NaN or inf values: clean the features (MMSA sets audio -inf to 0) before the model."
-            )
         mask = masks.get(name)
         if mask is not None and tuple(mask.shape) != tuple(tensor.shape[:2]):
             raise ValueError(
@@ -59,16 +58,63 @@ def check_features(
     return batch
 
 
-def lengths_from_mask(mask: torch.Tensor | None, features: torch.Tensor, field: str) -> torch.Tensor:
-    """Real lengths from a right-padded 0/1 mask (all frames real when the mask is None)."""
+def lengths_from_mask(mask: torch.Tensor | None, features: torch.Tensor) -> torch.Tensor:
+    """Real lengths [B] from a right-padded 0/1 mask (all frames real when the mask is None); no host sync.
+    The mask's form is checked by [`InputValueChecks`], not here."""
     batch, frames = features.shape[:2]
     if mask is None:
         return torch.full((batch,), frames, dtype=torch.long, device=features.device)
-    mask = mask.to(device=features.device).bool()
-    lengths = mask.sum(-1)
-    if not torch.equal(mask, prefix_mask(lengths, frames)):
-        raise ValueError(f"{field} must be right-padded: 1 for real frames first, then 0 for padding.")
-    return lengths
+    return mask.to(device=features.device).ne(0).sum(-1)
+
+
+class InputValueChecks:
+    """The data-dependent input checks of a forward pass (finite features, 0/1 right-padded masks, a real
+    frame per sample), collected as device tensors and read with ONE host sync by [`raise_if_failed`].
+
+    The models run them when `model.validate_inputs` is True (the default) and not under `torch.compile`;
+    `MSATrainer` switches them off around its steps because `MSADataCollator` has already checked the same
+    on the CPU. Off, a forward pass has no data-dependent host sync."""
+
+    def __init__(self):
+        self._checks: list[tuple[str, torch.Tensor]] = []
+
+    def fail_if(self, condition: torch.Tensor, message: str) -> None:
+        """Record `condition` (a boolean scalar tensor, True = invalid) and the error it raises."""
+        self._checks.append((message, condition))
+
+    def features(self, features: dict[str, torch.Tensor], masks: dict[str, torch.Tensor | None]) -> "InputValueChecks":
+        for name, tensor in features.items():
+            self.fail_if(
+                ~torch.isfinite(tensor).all(),
+                f"{name}_features contains NaN or inf values: clean the features (MMSA sets audio -inf to 0) "
+                "before the model.",
+            )
+            mask = masks.get(name)
+            if mask is None:
+                continue
+            field = f"{name}_attention_mask"
+            binary = (mask == 0) | (mask == 1)
+            self.fail_if(~binary.all(), f"{field} must hold only 0 (padding) and 1 (real frame).")
+            real = mask.ne(0)
+            self.fail_if(
+                (real != prefix_mask(real.sum(-1), real.shape[-1])).any(),
+                f"{field} must be right-padded: 1 for real frames first, then 0 for padding.",
+            )
+        return self
+
+    def raise_if_failed(self) -> None:
+        if not self._checks:
+            return
+        device = self._checks[0][1].device
+        failed = torch.stack([condition.to(device) for _, condition in self._checks]).tolist()  # the one sync
+        for (message, _), bad in zip(self._checks, failed):
+            if bad:
+                raise ValueError(message)
+
+
+def should_check_input_values(model) -> bool:
+    """Whether `model`'s forward runs its [`InputValueChecks`] (eager mode with `validate_inputs` on)."""
+    return getattr(model, "validate_inputs", True) and not torch.compiler.is_compiling()
 
 
 def encoder_output_size(config) -> int:
@@ -91,23 +137,42 @@ def sync_encoder_feature_sizes(config, candidates: tuple[str, ...]) -> None:
         setattr(config, f"{name}_feature_size", encoder_output_size(getattr(config, f"{name}_config")))
 
 
-def check_config_keys(config, extra_keys) -> None:
-    """Reject keys that look like typos of a real field ("hiden_size"); warn about other unknown keys."""
+# Written into config.json by transformers' registries rather than by a config field: `register_for_auto_class`
+# (auto_map) and `PIPELINE_REGISTRY` (custom_pipelines). Everything else transformers knows is consumed by
+# `PreTrainedConfig.__post_init__` (generation defaults such as use_cache, torch_dtype, name_or_path, ...).
+REGISTRY_KEYS = frozenset({"auto_map", "custom_pipelines"})
+
+
+def check_unknown_config_keys(config, given_keys) -> None:
+    """Call after `PreTrainedConfig.__post_init__`: the given keys it left behind as plain attributes are neither
+    fields nor keys transformers consumed. One that looks like a typo of a field ("hiden_size") is an error; any
+    other is kept, with a warning."""
     import dataclasses
     import difflib
     import logging
 
-    fields = [f.name for f in dataclasses.fields(type(config))]
-    for key in extra_keys:
-        if key.startswith("_") or key in TRANSFORMERS_EXTRA_KEYS:
+    fields = {f.name for f in dataclasses.fields(type(config))}
+    for key in given_keys:
+        known = key in fields or key in REGISTRY_KEYS or hasattr(type(config), key)  # e.g. the class's model_type
+        if key.startswith("_") or known or key not in vars(config):
             continue
-        close = difflib.get_close_matches(key, fields, n=1, cutoff=0.85)
+        close = difflib.get_close_matches(key, sorted(fields), n=1, cutoff=0.85)
         if close:
             raise ValueError(f"{type(config).__name__} got unknown key {key!r}: did you mean {close[0]!r}?")
         logging.getLogger(__name__).warning("%s: unknown key %r is kept as an attribute but no model part reads it.",
                                             type(config).__name__, key)
 
 
-TRANSFORMERS_EXTRA_KEYS = {"auto_map", "model_type", "name_or_path", "transformers_version", "attn_implementation",
-                           "torch_dtype", "dtype", "num_labels", "trust_remote_code", "output_attentions",
-                           "output_hidden_states", "return_dict", "custom_pipelines"}
+class AutoMapMixin:
+    """Saved with remote code, a model writes every Auto class of its family into `auto_map`, not only its own:
+    `_auto_map_classes` maps an Auto class name to a class name of the same module."""
+
+    _auto_map_classes: dict[str, str] = {}
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        if getattr(self, "_auto_class", None) is not None:
+            module = type(self).__module__.split(".")[-1]
+            auto_map = dict(getattr(self.config, "auto_map", None) or {})
+            auto_map.update({auto: f"{module}.{name}" for auto, name in self._auto_map_classes.items()})
+            self.config.auto_map = auto_map
+        return super().save_pretrained(save_directory, *args, **kwargs)

@@ -27,7 +27,8 @@ from datasets import Array2D, Dataset, DatasetDict, Features, Value, concatenate
 from transformers import AutoModel, AutoProcessor
 
 from dataset_scripts import load_msa_dataset
-from modeling_msa.modeling_encoders import ENCODER_MODALITIES, encode_raw_inputs
+from modeling_msa.modeling_encoders import encode_raw_inputs
+from modeling_msa.msa_utils import MODALITIES
 
 from .video_io import load_clip
 
@@ -44,7 +45,7 @@ def clip_inputs(row: dict, processor) -> dict:
 @torch.no_grad()
 def encode_clip(model, inputs) -> dict[str, np.ndarray]:
     """Per-modality features [frames, dim] (padding removed) from the model's bundled encoders."""
-    features, masks = dict.fromkeys(ENCODER_MODALITIES), {}
+    features, masks = dict.fromkeys(MODALITIES), {}
     encode_raw_inputs(model.encoders, features, masks, inputs, model.config)
     return {f"{name}_features": features[name][0, masks[name][0].bool()].float().cpu().numpy() for name in features}
 
@@ -54,7 +55,7 @@ def output_features(config) -> Features:
         "id": Value("string"), "raw_text": Value("string"), "label": Value("float32"), "label_T": Value("float32"),
         "label_A": Value("float32"), "label_V": Value("float32"),
     }
-    for name in ("text", "audio", "vision"):
+    for name in MODALITIES:
         columns[f"{name}_features"] = Array2D(shape=(None, getattr(config, f"{name}_feature_size")), dtype="float32")
     return Features(columns)
 
@@ -87,7 +88,7 @@ def extract_features(
     shards.mkdir(parents=True, exist_ok=True)
     errors_file = output / "errors.jsonl"
     model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
-    if set(getattr(model.config, "encoder_modalities", ())) != {"text", "audio", "vision"}:
+    if set(getattr(model.config, "encoder_modalities", ())) != set(MODALITIES):
         raise SystemExit(f"{model_dir}: the model must bundle text, audio and vision encoders to extract features.")
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
     features = output_features(model.config)

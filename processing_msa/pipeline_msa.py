@@ -3,7 +3,7 @@
 from pathlib import Path
 
 import torch
-from transformers import AutoModel, Pipeline
+from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
 
 from .video_io import MediaDecodingError
@@ -94,6 +94,8 @@ class MultimodalSentimentPipeline(Pipeline):
         return result
 
 
-PIPELINE_REGISTRY.register_pipeline(TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModel)
+PIPELINE_REGISTRY.register_pipeline(
+    TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModelForSequenceClassification
+)
 
 __all__ = ["MultimodalSentimentPipeline", "SENTIMENT_CLASSES", "TASK", "polarity"]

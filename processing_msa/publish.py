@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from transformers import AutoModel, AutoProcessor
+from transformers import AutoModelForSequenceClassification, AutoProcessor
 
 import modeling_msa  # noqa: F401  (registers the models)
 import processing_msa  # noqa: F401  (registers the processor and the pipeline task)
@@ -22,7 +22,7 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
     from training_msa.export import save_hub_ready
 
     model_dir = Path(model_dir)
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
     processor_source = Path(processor_dir or model_dir)
     if not (processor_source / "processor_config.json").is_file():
         raise SystemExit(

@@ -76,7 +76,10 @@ def test_extraction_writes_features_and_resumes(model_dir, custom_folder, tmp_pa
 
     # The features train the same model's fusion part: the extract-then-train path.
     batch = {f"{name}_features": torch.from_numpy(row[f"{name}_features"])[None] for name in ("text", "audio", "vision")}
-    assert torch.isfinite(model(**batch, labels=torch.tensor([0.4])).loss)
+    from transformers import AutoModelForSequenceClassification
+
+    full_model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True)
+    assert torch.isfinite(full_model(**batch, labels=torch.tensor([0.4])).loss)
 
 
 def test_train_script_on_extracted_features(model_dir, custom_folder, tmp_path):

@@ -49,14 +49,15 @@ def test_block_attention_equals_dense_masked_attention(mode, lengths):
     from conftest import tiny_semi_iin_config
 
     from modeling_msa import SemiIINForSentimentAnalysis
-    from modeling_msa.modeling_semi_iin import NUM_SPECIAL_TOKENS
+    from modeling_msa.modeling_semi_iin import NUM_SPECIAL_TOKENS, build_attention_plans
 
     torch.manual_seed(0)
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(attention_mode=mode)).eval()
     audio, text, vision = (torch.tensor(pair) for pair in lengths)
     sizes = tuple(int(n.max()) for n in (audio, text, vision))
-    plans = model._attention_plans((audio, text, vision), sizes, torch.float32)
-    attention = model.global_encoder.layers[0].attention if mode == "global" else model.intra_encoder.layers[0].attention
+    plans = build_attention_plans(mode, (audio, text, vision), sizes, torch.float32)
+    base = model.semi_iin
+    attention = base.global_encoder.layers[0].attention if mode == "global" else base.intra_encoder.layers[0].attention
     hidden = torch.randn(2, NUM_SPECIAL_TOKENS + sum(sizes), 16)
     valid = torch.cat([torch.ones(2, NUM_SPECIAL_TOKENS, dtype=torch.bool)]
                       + [torch.arange(size)[None] < n[:, None] for n, size in zip((audio, text, vision), sizes)], 1)

@@ -22,7 +22,7 @@ def test_lora_adapter_round_trip(tmp_path):
     assert any("encoders.audio" in n and "lora_A" in n for n in trainable)
     assert any("encoders.vision.stages" in n and "lora_A" in n for n in trainable)
     assert any(n.startswith("base_model.model.regression_head.modules_to_save") for n in trainable)
-    assert any("special_tokens.modules_to_save" in n for n in trainable)
+    assert any("semi_iin.embeddings.modules_to_save" in n and "special_tokens" in n for n in trainable)
     assert not any("encoders" in n and "lora_" not in n for n in trainable)  # encoder weights stay frozen
 
     batch, labels = raw_batch(), torch.tensor([2.0, -1.0])

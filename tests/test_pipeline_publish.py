@@ -80,9 +80,9 @@ def test_published_folder_loads_in_a_clean_interpreter(sentiment_pipeline, clips
     result = run_isolated(
         f"""
         import json, sys
-        from transformers import AutoModel, AutoProcessor, pipeline
+        from transformers import AutoModelForSequenceClassification, AutoProcessor, pipeline
         folder = {str(folder)!r}
-        model = AutoModel.from_pretrained(folder, trust_remote_code=True)
+        model = AutoModelForSequenceClassification.from_pretrained(folder, trust_remote_code=True)
         processor = AutoProcessor.from_pretrained(folder, trust_remote_code=True)
         pipe = pipeline("multimodal-sentiment-analysis", model=folder, trust_remote_code=True)
         out = pipe({str(clips["good"])!r}, text="a clean room")

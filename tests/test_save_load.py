@@ -24,7 +24,8 @@ def test_save_pretrained_round_trip(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["auto_map"] == {
         "AutoConfig": "configuration_semi_iin.SemiIINConfig",
-        "AutoModel": "modeling_semi_iin.SemiIINForSentimentAnalysis",
+        "AutoModel": "modeling_semi_iin.SemiIINModel",
+        "AutoModelForSequenceClassification": "modeling_semi_iin.SemiIINForSentimentAnalysis",
     }
     loaded = SemiIINForSentimentAnalysis.from_pretrained(tmp_path).eval()
     batch = random_batch()
@@ -48,13 +49,17 @@ def test_remote_code_loads_where_project_is_not_importable(tmp_path):
         f"""
         import json, sys, torch
         from safetensors.torch import load_file
-        from transformers import AutoModel
-        model = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        from transformers import AutoModel, AutoModelForSequenceClassification
+        model = AutoModelForSequenceClassification.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
+        base = AutoModel.from_pretrained({str(folder)!r}, trust_remote_code=True).eval()
         batch = load_file("batch.safetensors")
         with torch.no_grad():
             out = model(**batch)
+            pooled = base(**batch).pooled_output
         print(json.dumps({{
             "module": type(model).__module__,
+            "base": type(base).__name__,
+            "base_equals_heads_input": bool(torch.equal(pooled, out.pooled_output)),
             "project_modules": sorted(m for m in sys.modules if m.split(".")[0] == "modeling_msa"),
             "logits": out.logits.tolist(),
             "emotion_logits": out.emotion_logits.tolist(),
@@ -64,5 +69,6 @@ def test_remote_code_loads_where_project_is_not_importable(tmp_path):
     )
     assert result["module"].startswith("transformers_modules"), result["module"]
     assert result["project_modules"] == []
+    assert result["base"] == "SemiIINModel" and result["base_equals_heads_input"]
     torch.testing.assert_close(torch.tensor(result["logits"]), expected.logits, rtol=0, atol=1e-6)
     torch.testing.assert_close(torch.tensor(result["emotion_logits"]), expected.emotion_logits, rtol=0, atol=1e-6)

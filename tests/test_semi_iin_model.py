@@ -58,19 +58,18 @@ def test_padding_never_changes_a_prediction(overrides):
 
 def test_audio_downsampling_keeps_mask_consistent():
     model = model_for()
-    projected, lengths = model.audio_projection(torch.randn(2, 40, 6), torch.tensor([40, 9]))
+    projection = model.semi_iin.embeddings.audio_projection
+    projected = projection(torch.randn(2, 40, 6), torch.tensor([40, 9]))
+    lengths = projection.output_lengths(torch.tensor([40, 9]))
     # Conv(k4,s2,p1): 40 -> 20, 9 -> 4; Conv(k4,s4,p1): 20 -> 5, 4 -> 1
     assert projected.shape[1] == 5
     assert lengths.tolist() == [5, 1]
 
 
 def branch_states(model, batch, branch):
-    captured = {}
-    handle = getattr(model, f"{branch}_encoder").register_forward_hook(lambda m, i, o: captured.setdefault("o", o))
     with torch.no_grad():
-        model(**batch)
-    handle.remove()
-    return captured["o"]
+        states = model(**batch, output_hidden_states=True).branch_hidden_states
+    return states[("intra", "inter").index(branch)]
 
 
 def test_intra_branch_keeps_modalities_apart_and_inter_branch_mixes_them():
@@ -165,3 +164,16 @@ def test_unknown_config_keys_typos_fail_and_others_warn(caplog):
     with caplog.at_level("WARNING"):
         config = tiny_semi_iin_config(experiment_note="run 3")
     assert "unknown key 'experiment_note'" in caplog.text and config.experiment_note == "run 3"
+
+
+def test_keys_transformers_consumes_are_not_reported(caplog, tmp_path):
+    """Generation defaults (use_cache), torch_dtype, auto_map... are transformers' business: no warning, also when
+    a folder saved by msa-hub is loaded back."""
+    from transformers import AutoConfig
+
+    with caplog.at_level("WARNING"):
+        config = tiny_semi_iin_config(use_cache=True, torch_dtype="float32", name_or_path="somewhere")
+        SemiIINForSentimentAnalysis(config).save_pretrained(tmp_path)
+        AutoConfig.from_pretrained(tmp_path)
+        SemiIINForSentimentAnalysis.from_pretrained(tmp_path)
+    assert "unknown key" not in caplog.text

@@ -65,7 +65,8 @@ def test_train_script_end_to_end_writes_hub_ready_folder(tmp_path):
     folder = tmp_path / "out" / "model"
     config = json.loads((folder / "config.json").read_text())
     assert config["fusion"] == "add" and config["hidden_size"] == 16
-    assert config["auto_map"]["AutoModel"] == "modeling_semi_iin.SemiIINForSentimentAnalysis"
+    assert config["auto_map"]["AutoModel"] == "modeling_semi_iin.SemiIINModel"
+    assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_semi_iin.SemiIINForSentimentAnalysis"
     assert config["text_feature_size"] == 12 and config["max_audio_tokens"] == 5  # 40 frames / 8
     assert (folder / "model.safetensors").exists() and not list(folder.glob("*.bin"))
     card = (folder / "README.md").read_text()
@@ -129,6 +130,8 @@ def test_train_script_runs_self_mm(tmp_path):
     config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     assert config["model_type"] == "shared_private" and config["alignment_loss_weight"] == 0
     assert config["auto_map"]["AutoModel"] == "modeling_shared_private.SharedPrivateForSentimentAnalysis"
+    assert (config["auto_map"]["AutoModelForSequenceClassification"]
+            == "modeling_shared_private.SharedPrivateForSentimentAnalysis")
     assert (tmp_path / "out" / "model" / "modeling_shared_private.py").exists()
 
 
@@ -229,3 +232,26 @@ def test_shared_private_with_human_unimodal_labels(tmp_path):
     assert trainer.state.global_step == 1 and math.isfinite(result.training_loss)
     with pytest.raises(KeyError, match="needs a 'label_T' column"):
         trainer.data_collator([data["train"][0]])
+
+
+@pytest.mark.parametrize(
+    "model, flags, message",
+    [
+        ("semi_iin", ["--ulgm_label_bound", "1"], "--ulgm_label_bound: a flag of --model shared_private/self_mm, which --model semi_iin does not read"),
+        ("semi_iin", ["--text_encoder_learning_rate", "5e-5"], "--text_encoder_learning_rate: a flag of --model shared"),
+        ("self_mm", ["--pseudo_label_top_k", "5"], "--pseudo_label_top_k: a flag of --model semi_iin"),
+        ("shared_private", ["--self_training", "true"], "--self_training: a flag of --model semi_iin"),
+    ],
+)
+def test_training_flags_are_scoped_to_the_models_that_read_them(model, flags, message):
+    train = train_script()
+    parsed = train.parse_arguments(["--model", model, *flags])
+    with pytest.raises(SystemExit, match=message):
+        train.check_model_arguments(parsed[0], parsed[2], parsed[4], parsed[5])
+
+
+def test_shared_flags_pass_for_every_model():
+    train = train_script()
+    for model in train.MODELS:
+        parsed = train.parse_arguments(["--model", model, "--label_fraction", "0.5", "--learning_rate", "1e-3"])
+        train.check_model_arguments(parsed[0], parsed[2], parsed[4], parsed[5])  # raises SystemExit when a flag is refused

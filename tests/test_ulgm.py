@@ -58,16 +58,9 @@ def test_label_bank_matches_float64_reference(exclude_zero):
     expected_labels, expected_centres = reference_ulgm(labels, schedule, bound=1.5, exclude_zero=exclude_zero)
 
     bank = UnimodalLabelBank(torch.tensor(labels), SIZES, label_bound=1.5, exclude_zero=exclude_zero)
-    stepped = UnimodalLabelBank(torch.tensor(labels), SIZES, label_bound=1.5, exclude_zero=exclude_zero)
     for epoch, indexes, features in schedule:
         tensors = {m: torch.tensor(f, dtype=torch.float32) for m, f in features.items()}
-        if epoch > 1:
-            bank.update_labels(tensors, torch.tensor(indexes), epoch)
-        bank.update_features(tensors, torch.tensor(indexes))
-        bank.update_centers()
-        stepped.step(tensors, torch.tensor(indexes), epoch)  # the trainer's one-gather path
-    for key, value in bank.state_dict().items():
-        assert torch.equal(stepped.state_dict()[key], value), key
+        bank.step(tensors, torch.tensor(indexes), epoch)  # what SharedPrivateTrainer.training_step calls
 
     for mode in SIZES:
         np.testing.assert_allclose(bank.labels(mode).numpy(), expected_labels[mode], atol=1e-4)
@@ -80,15 +73,17 @@ def test_label_bank_matches_float64_reference(exclude_zero):
 def test_bank_state_round_trip_and_errors(tmp_path):
     bank = UnimodalLabelBank(torch.tensor([1.0, -1.0, 0.5]), SIZES)
     features = {m: torch.randn(2, d) for m, d in SIZES.items()}
-    bank.update_features(features, torch.tensor([0, 2]))
-    bank.update_centers()
-    bank.update_labels(features, torch.tensor([0, 2]), epoch=2)
+    bank.step(features, torch.tensor([0, 2]), epoch=1)
+    bank.step(features, torch.tensor([0, 2]), epoch=2)
+    assert not torch.equal(bank.labels("text"), torch.tensor([1.0, -1.0, 0.5])), "epoch 2 must move the labels"
     bank.save(tmp_path / "bank.safetensors")
     other = UnimodalLabelBank(torch.tensor([1.0, -1.0, 0.5]), SIZES)
     other.load(tmp_path / "bank.safetensors")
     for mode in SIZES:
         assert torch.equal(other.labels(mode), bank.labels(mode))
         assert torch.equal(other.feature_map[mode], bank.feature_map[mode])
+    with pytest.raises(ValueError, match="epoch counts from 1"):
+        bank.step(features, torch.tensor([0, 2]), epoch=0)
     with pytest.raises(ValueError, match="finite multimodal labels"):
         UnimodalLabelBank(torch.tensor([1.0, float("nan")]), SIZES)
     with pytest.raises(ValueError, match="lacks modes"):

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-MODALITIES = ("text", "audio", "vision")
+from modeling_msa.msa_utils import MODALITIES
 
 
 def _as_matrix(value: Any, field: str, sample_id: Any) -> np.ndarray:
@@ -16,13 +16,18 @@ def _as_matrix(value: Any, field: str, sample_id: Any) -> np.ndarray:
         raise ValueError(f"Sample {sample_id!r}: {field} must be a [frames, dim] matrix, got shape {matrix.shape}.")
     if matrix.shape[0] == 0:
         raise ValueError(f"Sample {sample_id!r}: {field} has no frame; drop the sample or give at least one frame.")
+    if not np.isfinite(matrix).all():
+        raise ValueError(
+            f"Sample {sample_id!r}: {field} contains NaN or inf values: clean the features (MMSA sets audio -inf to 0)."
+        )
     return matrix
 
 
 @dataclass
 class MSADataCollator:
     """Pads `text_features`/`audio_features`/`vision_features` to the longest sample of the batch and builds
-    `*_attention_mask` (1 = real frame). Labels: `label`/`labels` -> float `labels`; optional
+    `*_attention_mask` (1 = real frame, right padding). Every sample is checked on the CPU (a [frames, dim] matrix
+    with at least one frame, finite values), so `MSATrainer` can turn the model's own data checks off. Labels: `label`/`labels` -> float `labels`; optional
     `emotion_label` -> `emotion_labels`, `is_pseudo_label` -> `pseudo_label_mask`, `index` -> `sample_index`.
 
     Args:

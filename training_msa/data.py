@@ -1,13 +1,17 @@
 """Facts about feature datasets that a model config needs (feature sizes, longest sequences)."""
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict
 
-from modeling_msa.msa_utils import conv_output_lengths
+from modeling_msa.msa_utils import MODALITIES, conv_output_lengths
 
-MODALITIES = ("text", "audio", "vision")
+
+def read_labels(dataset: Dataset) -> np.ndarray:
+    """The `label` column as a float32 vector (None -> NaN), read in one Arrow pass whatever the format."""
+    return np.asarray(dataset.with_format("numpy")["label"][:], dtype=np.float32)
 
 
 def feature_dims(dataset: Dataset) -> dict[str, int]:

@@ -7,6 +7,8 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
+from modeling_msa.msa_utils import MODALITIES
+
 from .model_card import write_model_card
 
 
@@ -17,7 +19,7 @@ def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> N
     from processing_msa import TASK
     from processing_msa import handler as handler_module
 
-    missing = [m for m in ("text", "audio", "vision") if getattr(model.config, f"{m}_config", None) is None]
+    missing = [m for m in MODALITIES if getattr(model.config, f"{m}_config", None) is None]
     if missing:
         raise ValueError(
             f"A pipeline folder needs a model with bundled encoders for every modality; {missing} take precomputed "

@@ -3,8 +3,11 @@
 import warnings
 
 import numpy as np
+import torch
 from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
+
+from modeling_msa.msa_utils import intensity_to_class
 
 METRIC_PROFILES = ("mosi", "mosei", "sims", "synthetic")
 
@@ -86,8 +89,7 @@ def build_compute_metrics(profile: str = "mosi", num_emotion_classes: int = 7):
         labels = np.asarray(eval_prediction.label_ids, dtype=np.float64).reshape(-1)
         metrics = compute_msa_metrics(outputs[0], labels, profile)
         if len(outputs) > 1 and np.ndim(outputs[1]) == 2 and np.shape(outputs[1])[-1] == num_emotion_classes:
-            half = (num_emotion_classes - 1) / 2
-            truth_classes = np.digitize(np.clip(labels, -half, half), np.arange(-half + 0.5, half, 1.0))
+            truth_classes = intensity_to_class(torch.from_numpy(labels), num_emotion_classes).numpy()
             metrics[f"Head_acc_{num_emotion_classes}"] = float(np.mean(outputs[1].argmax(-1) == truth_classes))
         return metrics
 

@@ -29,9 +29,9 @@ The folder also holds the processor (`AutoProcessor.from_pretrained(..., trust_r
 {% endif %}
 ```python
 import torch
-from transformers import AutoModel
+from transformers import AutoModelForSequenceClassification
 
-model = AutoModel.from_pretrained("{{ repo_hint }}", trust_remote_code=True).eval()
+model = AutoModelForSequenceClassification.from_pretrained("{{ repo_hint }}", trust_remote_code=True).eval()
 outputs = model(text_features=..., audio_features=..., vision_features=...)  # [B, frames, dim] each
 intensity = outputs.logits                        # sentiment intensity in [-3, 3]
 sentiment_class = outputs.emotion_logits.argmax(-1)  # 0 = strongly negative ... 6 = strongly positive

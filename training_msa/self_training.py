@@ -21,12 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 from datasets import Dataset, Value, concatenate_datasets
-from transformers import AutoModel, PreTrainedModel
+from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.trainer_utils import IntervalStrategy
 
 from modeling_msa.msa_utils import intensity_to_class
 
 from .checkpoints import last_complete_checkpoint
+from .data import read_labels
 from .trainer import MSATrainer, MSATrainingArguments
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def subsample_labeled(dataset: Dataset, fraction: float, seed: int) -> Dataset:
 
 def with_pseudo_columns(dataset: Dataset, num_classes: int) -> Dataset:
     """Labelled rows for mixed training: `emotion_label` from the intensity, `is_pseudo_label` False."""
-    labels = torch.as_tensor(np.asarray(dataset.with_format("numpy")["label"][:], dtype=np.float32))
+    labels = torch.as_tensor(read_labels(dataset))
     if not torch.isfinite(labels).all():
         raise ValueError("The labelled training set has missing labels (NaN/None); drop those rows first.")
     dataset = dataset.with_format(None)  # add_column flattens the rows; it cannot write numpy-formatted ones
@@ -195,7 +196,7 @@ def _train_stage(build_model, previous, training_set, eval_dataset, test_dataset
     model_dir = stage_dir / "model"
     if done_file.exists():
         logger.info("Stage %s already finished: loading %s", stage_dir.name, model_dir)
-        model = AutoModel.from_pretrained(model_dir)  # msa-hub models are registered with AutoModel
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir)  # the model with its heads
         return model, json.loads(done_file.read_text()).get("test_metrics")
     model = build_model() if fresh or previous is None else previous
     trainer = MSATrainer(model=model, args=stage_args, train_dataset=training_set, eval_dataset=eval_dataset)

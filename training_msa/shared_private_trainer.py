@@ -4,10 +4,11 @@ import math
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
-from transformers import TrainerCallback
 
+from modeling_msa.msa_utils import MODALITIES
+
+from .data import read_labels
 from .trainer import MSATrainer, MSATrainingArguments
 from .ulgm import UnimodalLabelBank
 
@@ -41,18 +42,10 @@ class IndexedDataset(torch.utils.data.Dataset):
         return {**self.dataset[index], "index": index}
 
 
-class _EpochTracker(TrainerCallback):
-    def __init__(self, trainer: "SharedPrivateTrainer"):
-        self.trainer = trainer
-
-    def on_epoch_begin(self, args, state, control, **kwargs):
-        self.trainer.ulgm_epoch = math.floor((state.epoch or 0.0) + 1e-6) + 1
-
-
 class SharedPrivateTrainer(MSATrainer):
     """`MSATrainer` for [`SharedPrivateForSentimentAnalysis`]: feeds ULGM labels (or human SIMS labels) as the
-    unimodal targets, updates the label bank after each training batch in Self-MM's order, saves the bank with
-    every checkpoint and restores it on resume."""
+    unimodal targets and, in `training_step`, steps the label bank after each training batch in Self-MM's order
+    (the epoch read from `state.epoch`); saves the bank with every checkpoint and restores it on resume."""
 
     def __init__(self, model=None, args: SharedPrivateTrainingArguments | None = None, train_dataset=None,
                  data_collator=None, **kwargs):
@@ -64,7 +57,7 @@ class SharedPrivateTrainer(MSATrainer):
             )
         self.label_bank = None
         if train_dataset is not None and not args.use_human_unimodal_labels:
-            labels = np.asarray(train_dataset.with_format("numpy")["label"][:], dtype=np.float32)
+            labels = read_labels(train_dataset)
             config = model.config
             sizes = {"fusion": config.post_fusion_size, "text": config.post_text_size,
                      "audio": config.post_audio_size, "vision": config.post_vision_size}
@@ -72,20 +65,33 @@ class SharedPrivateTrainer(MSATrainer):
                 torch.from_numpy(labels), sizes, label_bound=args.ulgm_label_bound, exclude_zero=args.ulgm_exclude_zero
             )
             train_dataset = IndexedDataset(train_dataset)
-        self.ulgm_epoch = 1
+        self._batch_features = None
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator, **kwargs)
-        self.add_callback(_EpochTracker(self))
+
+    @property
+    def ulgm_epoch(self) -> int:
+        """The current epoch, counted from 1 (`state.epoch` is the fractional progress of the run)."""
+        return math.floor((self.state.epoch or 0.0) + 1e-6) + 1
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        """One batch with the bank's current unimodal labels as targets, then the bank's ULGM step on the batch's
+        post-layer features (Self-MM's order: loss first, then labels, features, centres)."""
+        indexes = inputs.pop("sample_index", None)
+        if self.label_bank is None or indexes is None:
+            return super().training_step(model, inputs, num_items_in_batch)
+        cpu_indexes = indexes.cpu()
+        for mode in MODALITIES:
+            inputs[f"{mode}_labels"] = self.label_bank.labels(mode)[cpu_indexes].to(inputs["labels"].device)
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        features, self._batch_features = self._batch_features, None
+        self.label_bank.step(features, indexes, self.ulgm_epoch)
+        return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        indexes = inputs.pop("sample_index", None)
-        use_bank = self.label_bank is not None and indexes is not None and model.training
-        if use_bank:
-            cpu_indexes = indexes.cpu()
-            for mode in ("text", "audio", "vision"):
-                inputs[f"{mode}_labels"] = self.label_bank.labels(mode)[cpu_indexes].to(inputs["labels"].device)
+        inputs.pop("sample_index", None)  # evaluation batches carry it too; only training uses the bank
         outputs = model(**inputs)
-        if use_bank:
-            self.label_bank.step(outputs.features, indexes, self.ulgm_epoch)
+        if model.training:
+            self._batch_features = outputs.features  # handed to `training_step`'s bank step
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
     def create_optimizer(self, model=None):

@@ -1,5 +1,6 @@
 """`Trainer` for msa-hub models: multimodal collator and MSA metrics by default."""
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field
@@ -74,6 +75,31 @@ class MSATrainer(Trainer):
             max_vision_length=getattr(args, "max_vision_length", None),
             **options,
         )
+
+    @contextlib.contextmanager
+    def _inputs_checked_by_collator(self, model):
+        """While `MSADataCollator` (which checks every sample on the CPU) feeds the model, switch the model's own
+        data-dependent input checks off (`validate_inputs`), so a step has no host sync for them."""
+        modules = [m for m in self.accelerator.unwrap_model(model).modules() if "validate_inputs" in vars(m)]
+        if not isinstance(self.data_collator, MSADataCollator) or not modules:
+            yield
+            return
+        previous = [m.validate_inputs for m in modules]
+        for module in modules:
+            module.validate_inputs = False
+        try:
+            yield
+        finally:
+            for module, value in zip(modules, previous):
+                module.validate_inputs = value
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        with self._inputs_checked_by_collator(model):
+            return super().training_step(model, inputs, num_items_in_batch)
+
+    def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
+        with self._inputs_checked_by_collator(model):
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
     def resolve_checkpoint(self, resume_from_checkpoint):
         """True, "true" or "last" -> the newest complete checkpoint of `output_dir`; anything else unchanged."""

@@ -2,8 +2,9 @@
 
 Memory banks hold, for every training sample, the post-layer features of each mode (fusion, text, audio,
 vision) and the unimodal labels (initialised to the multimodal labels y_m; the fusion labels stay y_m).
-Per training batch (Self-MM's order): loss with the current labels; then, from epoch 2 on,
-`update_labels` with the previous centres; then `update_features`; then `update_centers` on the whole bank.
+Per training batch, [`UnimodalLabelBank.step`] follows Self-MM's order: (the loss was computed with the current
+labels;) from epoch 2 on, move the labels with the previous centres; store the batch's features; recompute the
+centres on the whole bank.
 
     d_p, d_n   = ||f - c_pos||_2, ||f - c_neg||_2            (per mode, plain L2)
     delta      = (d_n - d_p) / (d_p + 1e-8)
@@ -20,8 +21,9 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
-MODES = ("fusion", "text", "audio", "vision")
-UNIMODAL_MODES = ("text", "audio", "vision")
+from modeling_msa.msa_utils import MODALITIES
+
+MODES = ("fusion", *MODALITIES)
 EPSILON = 1e-8
 
 
@@ -84,10 +86,6 @@ class UnimodalLabelBank:
         keep = first[indexes] == order
         return {mode: value[keep] for mode, value in features.items()}, indexes[keep]
 
-    def update_features(self, mode_features: dict[str, torch.Tensor], indexes: torch.Tensor) -> None:
-        """Store this batch's (detached) features of every mode."""
-        self._store_features(*self._gathered(mode_features, indexes))
-
     def _store_features(self, features: dict[str, torch.Tensor], indexes: torch.Tensor) -> None:
         for mode in MODES:
             self.feature_map[mode][indexes] = features[mode]
@@ -96,12 +94,14 @@ class UnimodalLabelBank:
         """One training batch in Self-MM's order (labels from epoch 2 on, features, centres), gathering across
         ranks once."""
         features, indexes = self._gathered(mode_features, indexes)
+        if epoch < 1:
+            raise ValueError(f"epoch counts from 1, got {epoch}.")
         if epoch > 1:
             self._move_labels(features, indexes, epoch)
         self._store_features(features, indexes)
-        self.update_centers()
+        self._update_centers()
 
-    def update_centers(self) -> None:
+    def _update_centers(self) -> None:
         """Positive/negative centre of each mode over the whole bank, by that mode's current labels."""
         for mode in MODES:
             labels = self.label_map[mode]
@@ -115,16 +115,11 @@ class UnimodalLabelBank:
         distance_neg = torch.norm(features - self.center_map[mode]["neg"], dim=-1)
         return (distance_neg - distance_pos) / (distance_pos + EPSILON)
 
-    def update_labels(self, mode_features: dict[str, torch.Tensor], indexes: torch.Tensor, epoch: int) -> None:
-        """Momentum update of the text/audio/vision labels of this batch (call from epoch 2 on)."""
-        if epoch < 1:
-            raise ValueError(f"epoch counts from 1, got {epoch}.")
-        self._move_labels(*self._gathered(mode_features, indexes), epoch)
-
     def _move_labels(self, features: dict[str, torch.Tensor], indexes: torch.Tensor, epoch: int) -> None:
+        """Momentum update of the text/audio/vision labels of this batch (from epoch 2 on)."""
         delta_fusion = self._relative_distance(features["fusion"], "fusion")
         multimodal = self.label_map["fusion"][indexes]
-        for mode in UNIMODAL_MODES:
+        for mode in MODALITIES:
             delta = self._relative_distance(features[mode], mode)
             alpha = delta / (delta_fusion + EPSILON)
             new_labels = 0.5 * alpha * multimodal + 0.5 * (multimodal + delta - delta_fusion)
