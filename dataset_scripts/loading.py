@@ -5,7 +5,7 @@ from pathlib import Path
 from datasets import DatasetDict
 
 from .cmu_csd import load_cmu_csd, standard_folds
-from .mmsa_pickle import load_mmsa_pickle
+from .mmsa_pickle import LABEL_RANGES, load_mmsa_pickle
 from .raw_layouts import load_ami, load_label_csv_layout
 from .synthetic import SyntheticMSAConfig, make_synthetic_dataset
 
@@ -53,7 +53,7 @@ def load_msa_dataset(
         return load_ami(data_dir / "amicorpus" if (data_dir / "amicorpus").is_dir() else data_dir, annotations,
                         **options)
     if name == "custom":
-        return load_label_csv_layout(data_dir, require_labels=False, **options)
+        return load_label_csv_layout(data_dir, require_labels=False, **{"label_range": LABEL_RANGES["mosi"], **options})
     if source == "csd":
         if name not in ("mosi", "mosei"):
             raise ValueError(f"source='csd' is for mosi/mosei, not {name!r}.")
@@ -63,7 +63,7 @@ def load_msa_dataset(
         candidates = [data_dir] if data_dir.suffix == ".pkl" else _pickle_candidates(name, data_dir, setting)
         for candidate in candidates:
             if candidate.is_file():
-                return load_mmsa_pickle(candidate, cache_dir=cache_dir)
+                return load_mmsa_pickle(candidate, cache_dir=cache_dir, label_range=LABEL_RANGES.get(name))
         if source == "pickle" or name != "sims" or not (data_dir / "label.csv").is_file():
             raise FileNotFoundError(
                 f"No {setting} MMSA pickle for {name!r}: looked for {[str(c) for c in candidates]}"
@@ -71,5 +71,5 @@ def load_msa_dataset(
                    "; pass source='csd' to read CMU-MultimodalSDK .csd files instead.")
             )
     if name == "sims" and source in ("auto", "raw"):
-        return load_label_csv_layout(data_dir, **options)
+        return load_label_csv_layout(data_dir, **{"label_range": LABEL_RANGES["sims"], **options})
     raise ValueError(f"source={source!r} is not available for {name!r}; use 'auto', 'pickle', 'csd' or 'raw'.")

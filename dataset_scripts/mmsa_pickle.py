@@ -15,17 +15,96 @@ REQUIRED_KEYS = ("audio", "vision", "regression_labels", "id")
 UNIMODAL_KEYS = {"label_T": "regression_labels_T", "label_A": "regression_labels_A", "label_V": "regression_labels_V"}
 
 
+# Rank of each field: [N, T, D] sequences, [N, 3, T] BERT ids/mask/segments, [N] (or [N, 1]) labels and ids.
+FIELD_SHAPES = {"audio": "[N, T, D]", "vision": "[N, T, D]", "text": "[N, T, D]", "text_bert": "[N, 3, T]"}
+LABEL_RANGES = {"sims": (-1.0, 1.0), "mosi": (-3.0, 3.0), "mosei": (-3.0, 3.0)}
+
+
 def _check_layout(data, path: Path) -> None:
     if not isinstance(data, dict) or not set(SPLITS) <= set(data):
         keys = sorted(data) if isinstance(data, dict) else type(data).__name__
         raise ValueError(f"{path}: expected a dict with splits {sorted(SPLITS)} (MMSA layout), got {keys}.")
     for split in SPLITS:
         part = data[split]
+        if not isinstance(part, dict):
+            raise ValueError(f"{path}: split {split!r} must be a dict of fields, got {type(part).__name__}.")
         missing = [k for k in REQUIRED_KEYS if k not in part]
         if "text" not in part and "text_bert" not in part:
             missing.append("text or text_bert")
         if missing:
             raise ValueError(f"{path}: split {split!r} lacks {missing}; keys present: {sorted(part)}.")
+
+
+def _numeric_vector(value, path: Path, split: str, field: str) -> np.ndarray:
+    try:
+        vector = np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"{path}: split {split}, field {field}: labels must be numbers ({error}).") from error
+    if vector.ndim == 2 and vector.shape[1] == 1:
+        vector = vector[:, 0]
+    if vector.ndim != 1:
+        raise ValueError(f"{path}: split {split}, field {field}: expected [N] or [N, 1], got shape {vector.shape}.")
+    return vector
+
+
+def _check_labels(vector: np.ndarray, bounds: tuple[float, float], path: Path, split: str, field: str, ids) -> None:
+    bad = np.flatnonzero(~np.isfinite(vector))
+    if len(bad):
+        raise ValueError(
+            f"{path}: split {split}, field {field}: {len(bad)} NaN/inf label(s), first at row {bad[0]} "
+            f"(id {ids[bad[0]]!r}); a model trained on them would be NaN: fix or drop those samples."
+        )
+    low, high = bounds
+    outside = np.flatnonzero((vector < low) | (vector > high))
+    if len(outside):
+        raise ValueError(
+            f"{path}: split {split}, field {field}: {len(outside)} label(s) outside [{low:g}, {high:g}], first "
+            f"{vector[outside[0]]:g} at row {outside[0]} (id {ids[outside[0]]!r}): check the dataset name "
+            "(SIMS labels lie in [-1, 1], MOSI/MOSEI in [-3, 3]) or the label scale."
+        )
+
+
+def validate_mmsa_data(data: dict, path: Path, label_range: tuple[float, float]) -> None:
+    """Every check of an unpickled MMSA dict, before anything is written: layout, the rank of each field, one
+    sample count per split, the same feature size in every split, numeric finite labels in `label_range`,
+    unique ids. Errors read "<file>: split <s>, field <f>: ..."."""
+    _check_layout(data, path)
+    sizes: dict[str, tuple[str, int]] = {}
+    for split in SPLITS:
+        part = data[split]
+        ids = [str(x) for x in np.asarray(part["id"]).reshape(-1)]
+        count = len(ids)
+        for field, expected in FIELD_SHAPES.items():
+            if field not in part:
+                continue
+            shape = np.shape(part[field])
+            if len(shape) != 3 or (field == "text_bert" and shape[1] != 3):
+                raise ValueError(f"{path}: split {split}, field {field}: expected {expected}, got shape {shape}.")
+            if shape[0] != count:
+                raise ValueError(f"{path}: split {split}, field {field}: {shape[0]} samples but field id has {count}; "
+                                 "every field needs one row per sample.")
+            if field != "text_bert":
+                first_split, size = sizes.setdefault(field, (split, shape[2]))
+                if size != shape[2]:
+                    raise ValueError(f"{path}: split {split}, field {field}: feature size {shape[2]}, but split "
+                                     f"{first_split} has {size}; every split needs the same features.")
+        label_fields = ["regression_labels"] + [key for key in UNIMODAL_KEYS.values() if key in part]
+        for field in label_fields:
+            vector = _numeric_vector(part[field], path, split, field)
+            if len(vector) != count:
+                raise ValueError(f"{path}: split {split}, field {field}: {len(vector)} labels but field id has "
+                                 f"{count} samples.")
+            _check_labels(vector, label_range, path, split, field, ids)
+        for field in ("audio_lengths", "vision_lengths", "raw_text"):
+            if field in part and len(part[field]) != count:
+                raise ValueError(f"{path}: split {split}, field {field}: {len(part[field])} entries but field id has "
+                                 f"{count} samples.")
+        seen: dict[str, int] = {}
+        for row, sample_id in enumerate(ids):
+            if sample_id in seen:
+                raise ValueError(f"{path}: split {split}, field id: {sample_id!r} appears at rows {seen[sample_id]} "
+                                 f"and {row}; ids must be unique (drop or rename the duplicate).")
+            seen[sample_id] = row
 
 
 def _clean(array: np.ndarray, field: str, split: str, path: Path) -> np.ndarray:
@@ -91,11 +170,16 @@ def _features(train: dict) -> Features:
     return Features(columns)
 
 
-def load_mmsa_pickle(path: str | Path, cache_dir: str | None = None) -> DatasetDict:
+def load_mmsa_pickle(
+    path: str | Path, cache_dir: str | None = None, label_range: tuple[float, float] | None = None
+) -> DatasetDict:
     """Convert an MMSA pickle once to Arrow (train/validation/test); later calls memory-map the converted copy
     and never unpickle again. Columns: id, raw_text, text_features and/or input_ids/token_type_ids (from
     `text_bert`), audio_features, vision_features (cut to their real lengths), *_length, label, and
-    label_T/label_A/label_V when the pickle has SIMS unimodal labels."""
+    label_T/label_A/label_V when the pickle has SIMS unimodal labels.
+
+    The whole pickle is validated ([`validate_mmsa_data`]) before anything is written: a bad file leaves no
+    cache. `label_range` defaults to [-1, 1] for a pickle with SIMS unimodal labels, else [-3, 3]."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist (expected an MMSA feature pickle such as unaligned_50.pkl).")
@@ -105,6 +189,8 @@ def load_mmsa_pickle(path: str | Path, cache_dir: str | None = None) -> DatasetD
         if not loaded:
             content = safe_load_pickle(path)
             _check_layout(content, path)
+            sims = all(key in content["train"] for key in UNIMODAL_KEYS.values())
+            validate_mmsa_data(content, path, label_range or LABEL_RANGES["sims" if sims else "mosi"])
             loaded["data"] = content
         return loaded["data"]
 
@@ -114,7 +200,7 @@ def load_mmsa_pickle(path: str | Path, cache_dir: str | None = None) -> DatasetD
         yield from _examples(data(), path, split, sims)
 
     dataset = cached_dataset_dict(
-        "mmsa_pickle", file_fingerprint("mmsa-pickle-v1", path), list(SPLITS.values()),
+        "mmsa_pickle", file_fingerprint("mmsa-pickle-v2", path, label_range), list(SPLITS.values()),
         lambda: _features(data()["train"]), examples, cache_dir,
     )
     return dataset.with_format("numpy")

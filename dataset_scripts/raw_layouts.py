@@ -10,6 +10,8 @@ import logging
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
+import numpy as np
+
 from datasets import Dataset, DatasetDict, Features, Value
 
 logger = logging.getLogger(__name__)
@@ -33,52 +35,96 @@ def verify_media(path: Path, need_video: bool = True, need_audio: bool = True) -
         raise ValueError(f"{path} has no audio stream.")
 
 
-def _float_or_none(value: str | None) -> float | None:
-    return None if value in (None, "") else float(value)
+def _label(row: dict, column: str, table: Path, line: int, bounds: tuple[float, float] | None) -> float | None:
+    """The number in `column` (None when empty); errors name the file, line and column."""
+    value = (row.get(column) or "").strip()
+    if not value:
+        return None
+    try:
+        number = float(value)
+    except ValueError:
+        raise ValueError(f"{table} line {line}, column {column}: {value!r} is not a number.") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{table} line {line}, column {column}: {value!r} is not a finite number.")
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
+        raise ValueError(f"{table} line {line}, column {column}: {number:g} lies outside [{bounds[0]:g}, {bounds[1]:g}] "
+                         "(SIMS labels lie in [-1, 1], MOSI/MOSEI-style labels in [-3, 3]).")
+    return number
+
+
+def read_label_csv(table: Path) -> list[dict]:
+    """The rows of a label.csv: UTF-8, with or without the BOM Excel writes; other encodings are refused with
+    the byte offset of the first undecodable byte."""
+    try:
+        with table.open(newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fieldnames = [name.strip() for name in reader.fieldnames or ()]
+            reader.fieldnames = fieldnames
+            rows = list(reader)
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{table} is not UTF-8 text (byte {error.start}: {error.object[error.start:error.start + 1]!r}); "
+            "save it as UTF-8 (e.g. 'CSV UTF-8' in Excel, or `iconv -f GBK -t UTF-8`)."
+        ) from None
+    except csv.Error as error:
+        raise ValueError(f"{table} is not a readable CSV file ({error}).") from None
+    missing = {"video_id", "clip_id", "text"} - set(fieldnames)
+    if missing:
+        raise ValueError(f"{table} lacks columns {sorted(missing)}; has {fieldnames}.")
+    return rows
 
 
 def load_label_csv_layout(
-    data_dir: str | Path, verify: bool = False, on_error: str = "error", require_labels: bool = True
+    data_dir: str | Path, verify: bool = False, on_error: str = "error", require_labels: bool = True,
+    label_range: tuple[float, float] | None = None,
 ) -> DatasetDict:
     """`<data_dir>/label.csv` (MMSA-FET columns) + `<data_dir>/Raw/<video_id>/<clip_id>.mp4` as splits by `mode`
     (rows without a mode go to "train"). Columns: id (`video_id$_$clip_id`), raw_text, video_path, label,
-    label_T/label_A/label_V (None where absent), annotation."""
+    label_T/label_A/label_V (None where absent), annotation.
+
+    label.csv columns: `video_id`, `clip_id`, `text` (the transcript) are required; `label` is the sentiment
+    intensity (a number; empty = unlabelled, allowed when `require_labels=False`), `label_T`/`label_A`/`label_V`
+    optional unimodal labels, `annotation` free text, and `mode` one of train / valid (or validation) / test
+    (empty = train). UTF-8, with or without a BOM. Labels must be finite numbers inside `label_range` when it is
+    given; a (video_id, clip_id) pair may appear once. A bad row raises an error naming the line and column, or
+    with `on_error="skip"` is skipped and reported."""
     if on_error not in ("error", "skip"):
         raise ValueError(f"on_error must be 'error' or 'skip', got {on_error!r}.")
     data_dir = Path(data_dir)
     table = data_dir / "label.csv"
     if not table.is_file():
         raise FileNotFoundError(f"{table} does not exist (expected label.csv with columns {LABEL_CSV_COLUMNS}).")
-    with table.open(newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"video_id", "clip_id", "text"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{table} lacks columns {sorted(missing)}; has {reader.fieldnames}.")
-        rows = list(reader)
+    rows = read_label_csv(table)
     splits: dict[str, list[dict]] = {}
     problems = []
+    first_line: dict[str, int] = {}
     for line, row in enumerate(rows, start=2):
+        sample_id = f"{row['video_id']}$_${row['clip_id']}"
+        if sample_id in first_line:
+            raise ValueError(f"{table} line {line}: video_id/clip_id {row['video_id']}/{row['clip_id']} already "
+                             f"appears on line {first_line[sample_id]}; each clip may have one row (one label).")
+        first_line[sample_id] = line
         video = data_dir / "Raw" / row["video_id"] / f"{row['clip_id']}.mp4"
         try:
             if not video.is_file():
                 raise FileNotFoundError(f"{video} does not exist (label.csv line {line}; expected Raw/<video_id>/<clip_id>.mp4).")
             if verify:
                 verify_media(video)
-            label = _float_or_none(row.get("label"))
-            if require_labels and label is None:
-                raise ValueError(f"{table} line {line}: empty label for {row['video_id']}/{row['clip_id']}.")
+            labels = {column: _label(row, column, table, line, label_range)
+                      for column in ("label", "label_T", "label_A", "label_V")}
+            if require_labels and labels["label"] is None:
+                raise ValueError(f"{table} line {line}, column label: empty label for {row['video_id']}/{row['clip_id']}.")
+            split = MODE_TO_SPLIT.get((row.get("mode") or "train").strip().lower())
+            if split is None:
+                raise ValueError(f"{table} line {line}, column mode: {row.get('mode')!r} is not train/valid/test.")
         except (FileNotFoundError, ValueError) as error:
             if on_error == "error":
                 raise
             problems.append(str(error))
             continue
-        split = MODE_TO_SPLIT.get((row.get("mode") or "train").strip().lower())
-        if split is None:
-            raise ValueError(f"{table} line {line}: mode {row.get('mode')!r} is not train/valid/test.")
         splits.setdefault(split, []).append({
-            "id": f"{row['video_id']}$_${row['clip_id']}", "raw_text": row["text"], "video_path": str(video),
-            "label": label, "label_T": _float_or_none(row.get("label_T")), "label_A": _float_or_none(row.get("label_A")),
-            "label_V": _float_or_none(row.get("label_V")), "annotation": row.get("annotation") or "",
+            "id": sample_id, "raw_text": row["text"], "video_path": str(video), **labels,
+            "annotation": row.get("annotation") or "",
         })
     if problems:
         logger.warning("%s: skipped %d rows:\n  %s", table, len(problems), "\n  ".join(problems))

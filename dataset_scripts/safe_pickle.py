@@ -44,5 +44,10 @@ def safe_load_pickle(path: str | Path) -> Any:
             return RestrictedUnpickler(io.BufferedReader(handle), str(path)).load()
     except UnsafePickleError:
         raise
+    except MemoryError as error:
+        raise MemoryError(
+            f"{path}: ran out of memory while unpickling ({path.stat().st_size} bytes on disk); the file asks for "
+            "more memory than this machine has (a corrupt or hostile size field, or a dataset too large for RAM)."
+        ) from error
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as error:
         raise ValueError(f"{path} is not a readable pickle ({type(error).__name__}: {error}).") from error

@@ -39,7 +39,7 @@ def mmsa_split(rng, count, aligned=False, sims=False, text_len=10, audio_len=30,
         "vision": rng.standard_normal((count, vision_len, 4)).astype(np.float32),
         "annotations": np.array(["Positive"] * count, dtype=object),
         "classification_labels": np.zeros(count, dtype=np.float32),
-        "regression_labels": rng.uniform(-3, 3, count).astype(np.float32),
+        "regression_labels": rng.uniform(-1 if sims else -3, 1 if sims else 3, count).astype(np.float32),
     }
     if not aligned:
         part["audio_lengths"] = [int(x) for x in rng.integers(3, audio_len + 1, count)]

@@ -1,0 +1,147 @@
+"""Bad inputs through the public entry points: every error names the file (or request) and the field, and a failed
+load leaves nothing cached (issue #13)."""
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_dataset_readers import mmsa_split
+
+from dataset_scripts import load_mmsa_pickle, load_msa_dataset
+
+
+def write_pickle(path: Path, mutate) -> Path:
+    rng = np.random.default_rng(0)
+    data = {"train": mmsa_split(rng, 6), "valid": mmsa_split(rng, 3), "test": mmsa_split(rng, 3)}
+    mutate(data)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    return path
+
+
+def cached_datasets(cache: Path) -> list[Path]:
+    return [p for p in cache.rglob("dataset_dict.json")] if cache.exists() else []
+
+
+def set_value(split, field, index, value):
+    def mutate(data):
+        data[split][field] = np.array(data[split][field], dtype=object if isinstance(value, str) else None)
+        data[split][field][index] = value
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (set_value("train", "regression_labels", 2, np.nan),
+         r"split train, field regression_labels: 1 NaN/inf label\(s\), first at row 2 \(id 'video0\$_\$2'\)"),
+        (set_value("test", "regression_labels", 0, 4.5),
+         r"split test, field regression_labels: 1 label\(s\) outside \[-3, 3\], first 4.5 at row 0"),
+        (set_value("valid", "regression_labels", 1, "positive"),
+         r"split valid, field regression_labels: labels must be numbers"),
+        (set_value("train", "id", 4, "video0$_$1"),
+         r"split train, field id: 'video0\$_\$1' appears at rows 1 and 4; ids must be unique"),
+        (lambda d: d["train"].update(audio=np.concatenate([d["train"]["audio"], d["train"]["audio"][:2]])),
+         r"split train, field audio: 8 samples but field id has 6"),
+        (lambda d: d["train"].update(regression_labels=d["train"]["regression_labels"][:4]),
+         r"split train, field regression_labels: 4 labels but field id has 6 samples"),
+        (lambda d: d["test"].update(vision=d["test"]["vision"][:, :, 0]),
+         r"split test, field vision: expected \[N, T, D\], got shape \(3, 20\)"),
+        (lambda d: d["valid"].update(text=np.zeros((3, 10, 9), dtype=np.float32)),
+         r"split valid, field text: feature size 9, but split train has 8"),
+        (lambda d: d["train"].update(audio_lengths=d["train"]["audio_lengths"][:5]),
+         r"split train, field audio_lengths: 5 entries but field id has 6 samples"),
+    ],
+)
+def test_bad_mmsa_pickles_name_file_split_and_field(tmp_path, mutate, message):
+    path = write_pickle(tmp_path / "unaligned_50.pkl", mutate)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=r"unaligned_50.pkl: " + message):
+        load_mmsa_pickle(path, cache_dir=str(cache))
+    assert cached_datasets(cache) == []  # validated before anything was written
+    assert not [p for p in cache.rglob("*") if p.is_file()]
+
+
+def test_sims_labels_outside_minus_one_one_are_refused(tmp_path):
+    path = write_pickle(tmp_path / "sims" / "unaligned_39.pkl", set_value("train", "regression_labels", 0, 2.0))
+    with pytest.raises(ValueError, match=r"outside \[-1, 1\], first 2 at row 0 .*SIMS labels lie in \[-1, 1\]"):
+        load_msa_dataset("sims", tmp_path / "sims", cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_pickle_too_large_for_memory_names_the_file(tmp_path, monkeypatch):
+    import dataset_scripts.safe_pickle as safe_pickle
+
+    path = write_pickle(tmp_path / "unaligned_50.pkl", lambda d: None)
+
+    def exhausted(self):
+        raise MemoryError()
+
+    monkeypatch.setattr(safe_pickle.RestrictedUnpickler, "load", exhausted)
+    with pytest.raises(MemoryError, match=r"unaligned_50.pkl: ran out of memory while unpickling"):
+        load_mmsa_pickle(path, cache_dir=str(tmp_path / "cache"))
+
+
+def test_a_good_pickle_after_a_bad_one_loads(tmp_path):
+    """The bad file's failed conversion leaves no half-written cache that a fixed file would reuse."""
+    path = write_pickle(tmp_path / "unaligned_50.pkl", set_value("train", "regression_labels", 0, np.nan))
+    with pytest.raises(ValueError):
+        load_mmsa_pickle(path, cache_dir=str(tmp_path / "cache"))
+    write_pickle(path, lambda d: None)
+    assert len(load_mmsa_pickle(path, cache_dir=str(tmp_path / "cache"))["train"]) == 6
+
+
+def label_csv_folder(tmp_path: Path, text: str | bytes, clips=(("v1", "1"), ("v1", "2"))) -> Path:
+    """A custom layout whose Raw/ clips exist (empty files: verify=False never opens them)."""
+    root = tmp_path / "custom"
+    for video, clip in clips:
+        (root / "Raw" / video).mkdir(parents=True, exist_ok=True)
+        (root / "Raw" / video / f"{clip}.mp4").write_bytes(b"")
+    target = root / "label.csv"
+    target.write_bytes(text if isinstance(text, bytes) else text.encode("utf-8"))
+    return root
+
+
+def test_label_csv_with_an_excel_bom_is_read(tmp_path):
+    root = label_csv_folder(tmp_path, "\ufeffvideo_id,clip_id,text,label,mode\nv1,1,hello,0.4,train\nv1,2,bye,-1,test\n")
+    dataset = load_msa_dataset("custom", root)
+    assert dataset["train"][0]["id"] == "v1$_$1" and dataset["test"][0]["label"] == -1.0
+
+
+def test_label_csv_that_is_not_utf8_names_the_file_and_byte(tmp_path):
+    root = label_csv_folder(tmp_path, "video_id,clip_id,text,label\nv1,1,天气很好,0.4\n".encode("gbk"))
+    with pytest.raises(ValueError, match=r"custom/label.csv is not UTF-8 text \(byte \d+.*save it as UTF-8"):
+        load_msa_dataset("custom", root)
+
+
+@pytest.mark.parametrize("column", ["label", "label_T", "label_V"])
+def test_non_numeric_labels_name_line_and_column_and_are_skipped_on_request(tmp_path, column):
+    header = "video_id,clip_id,text,label,label_T,label_A,label_V\n"
+    values = {"label": "0.5", "label_T": "0.1", "label_A": "0.2", "label_V": "0.3"}
+    good = "v1,1,fine," + ",".join(values.values()) + "\n"
+    values[column] = "high"
+    bad = "v1,2,bad," + ",".join(values.values()) + "\n"
+    root = label_csv_folder(tmp_path, header + good + bad)
+    with pytest.raises(ValueError, match=rf"label.csv line 3, column {column}: 'high' is not a number"):
+        load_msa_dataset("custom", root)
+    kept = load_msa_dataset("custom", root, on_error="skip")
+    assert kept["train"]["id"] == ["v1$_$1"]
+
+
+@pytest.mark.parametrize("value, message", [("nan", "is not a finite number"), ("7", r"7 lies outside \[-3, 3\]")])
+def test_nan_and_out_of_range_labels_in_label_csv(tmp_path, value, message):
+    root = label_csv_folder(tmp_path, f"video_id,clip_id,text,label\nv1,1,a,0.1\nv1,2,b,{value}\n")
+    with pytest.raises(ValueError, match=rf"label.csv line 3, column label: .*{message}"):
+        load_msa_dataset("custom", root)
+
+
+def test_sims_raw_labels_outside_minus_one_one(tmp_path):
+    root = label_csv_folder(tmp_path, "video_id,clip_id,text,label\nv1,1,a,0.1\nv1,2,b,-2\n")
+    with pytest.raises(ValueError, match=r"line 3, column label: -2 lies outside \[-1, 1\]"):
+        load_msa_dataset("sims", root)
+
+
+def test_duplicate_clip_rows_in_label_csv(tmp_path):
+    root = label_csv_folder(tmp_path, "video_id,clip_id,text,label\nv1,1,a,0.1\nv1,2,b,1\nv1,1,a again,-2\n")
+    with pytest.raises(ValueError, match=r"label.csv line 4: video_id/clip_id v1/1 already appears on line 2"):
+        load_msa_dataset("custom", root)
