@@ -1,7 +1,12 @@
-"""Hugging Face Inference Endpoints handler: a video (bytes, base64 or path) + transcript -> sentiment.
+"""Hugging Face Inference Endpoints handler: a video (bytes or base64) + transcript -> sentiment.
 
-Request: `{"inputs": <video bytes | base64 string | path>, "parameters": {"text": "transcript"}}`.
-Response: the `multimodal-sentiment-analysis` pipeline's dict (or `{"error": ...}` for an unreadable video).
+Request: `{"inputs": <video bytes | base64 string>, "parameters": {"text": "transcript"}}`.
+Response: the `multimodal-sentiment-analysis` pipeline's dict, or `{"error": ...}` saying what was wrong.
+
+A served model opens no server-side file and fetches no URL unless the deployment opts in: environment
+`MSA_HANDLER_ALLOW_PATHS=1` (an `inputs` string naming a file the server can read) or `MSA_HANDLER_ALLOW_URLS=1`
+(an http(s) URL, opened by PyAV), or the matching constructor arguments. Payloads above
+`MSA_HANDLER_MAX_BYTES` (default 100 MiB of video) are refused.
 """
 
 import base64
@@ -10,26 +15,78 @@ import os
 import tempfile
 from typing import Any
 
+DEFAULT_MAX_BYTES = 100 * 2**20
+EXPECTED = ('expected {"inputs": <video bytes or a base64-encoded video>, "parameters": {"text": "<transcript>"}}')
+
+
+class RequestError(ValueError):
+    """A request the handler refuses; its message goes back as `{"error": ...}`."""
+
+
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes")
+
 
 class EndpointHandler:
-    def __init__(self, path: str = ""):
+    def __init__(self, path: str = "", allow_paths: bool | None = None, allow_urls: bool | None = None,
+                 max_bytes: int | None = None):
         from transformers import pipeline
 
+        self.allow_paths = _flag("MSA_HANDLER_ALLOW_PATHS") if allow_paths is None else allow_paths
+        self.allow_urls = _flag("MSA_HANDLER_ALLOW_URLS") if allow_urls is None else allow_urls
+        self.max_bytes = int(os.environ.get("MSA_HANDLER_MAX_BYTES", DEFAULT_MAX_BYTES)) if max_bytes is None else max_bytes
         self.pipeline = pipeline("multimodal-sentiment-analysis", model=path or ".", trust_remote_code=True)
 
-    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        inputs = data.get("inputs", data.get("video"))
-        text = (data.get("parameters") or {}).get("text", data.get("text", ""))
-        if isinstance(inputs, str) and os.path.isfile(inputs):
-            return self.pipeline(inputs, text=text)
-        if isinstance(inputs, str):
-            try:
-                inputs = base64.b64decode(inputs, validate=True)
-            except (binascii.Error, ValueError):
-                return {"error": "inputs must be video bytes, a base64-encoded video or a file path."}
-        if not isinstance(inputs, (bytes, bytearray)) or not inputs:
-            return {"error": "inputs must be video bytes, a base64-encoded video or a file path."}
+    def __call__(self, data: Any) -> dict[str, Any]:
+        try:
+            video, text = self._parse(data)
+        except RequestError as error:
+            return {"error": str(error)}
+        if isinstance(video, str):  # a path or URL the deployment allowed
+            return self.pipeline(video, text=text)
         with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
-            handle.write(inputs)
+            handle.write(video)
             handle.flush()
-            return self.pipeline(handle.name, text=text)
+            result = self.pipeline(handle.name, text=text)
+        if "error" in result:  # never echo the server's temporary path
+            result = {"error": result["error"].replace(handle.name, "<uploaded video>")}
+        return result
+
+    def _parse(self, data: Any) -> tuple[bytes | str, str]:
+        if not isinstance(data, dict):
+            raise RequestError(f"the request is a {type(data).__name__}; {EXPECTED}.")
+        parameters = data.get("parameters")
+        if parameters is None:
+            parameters = {}
+        if not isinstance(parameters, dict):
+            raise RequestError(f"parameters must be an object, got {type(parameters).__name__}; {EXPECTED}.")
+        text = parameters.get("text", data.get("text", ""))
+        if not isinstance(text, str):
+            raise RequestError(f"parameters.text must be a string (the transcript), got {type(text).__name__}.")
+        inputs = data.get("inputs", data.get("video"))
+        if isinstance(inputs, str):
+            if self.allow_urls and inputs.startswith(("http://", "https://")):
+                return inputs, text
+            if self.allow_paths and os.path.isfile(inputs):
+                return inputs, text
+            inputs = self._decode_base64(inputs)
+        if not isinstance(inputs, (bytes, bytearray)):
+            raise RequestError(f"inputs must be video bytes or a base64-encoded video, got "
+                               f"{type(inputs).__name__}; {EXPECTED}.")
+        if not inputs:
+            raise RequestError("inputs is empty: send the bytes of a video file.")
+        if len(inputs) > self.max_bytes:
+            raise RequestError(f"the video is {len(inputs)} bytes, above this endpoint's limit of {self.max_bytes} "
+                               "bytes (MSA_HANDLER_MAX_BYTES): send a shorter or smaller clip.")
+        return bytes(inputs), text
+
+    def _decode_base64(self, value: str) -> bytes:
+        if value.startswith("data:") and "," in value:  # a data URL: data:video/mp4;base64,....
+            value = value.split(",", 1)[1]
+        if len(value) * 3 // 4 > self.max_bytes:
+            raise RequestError(f"the video is about {len(value) * 3 // 4} bytes, above this endpoint's limit of "
+                               f"{self.max_bytes} bytes (MSA_HANDLER_MAX_BYTES): send a shorter or smaller clip.")
+        try:
+            return base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise RequestError(f"inputs is not valid base64; {EXPECTED}.") from None

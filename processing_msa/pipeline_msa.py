@@ -14,6 +14,44 @@ SENTIMENT_CLASSES = (
 )
 
 
+def _conv_output(length: int, kernel: int, stride: int, padding: int) -> int:
+    return max(0, (length + 2 * padding - kernel) // stride + 1)
+
+
+def model_input_limits(model) -> dict:
+    """The longest inputs `model` accepts, as `MSAProcessor` call caps: `max_text_length` (Semi-IIN text slots and
+    the text encoder's positions), `max_audio_samples` (16 kHz samples whose encoder frames still fit Semi-IIN's
+    audio slots after its Conv1d stack) and `max_frames` (vision slots). Absent where the model has no limit."""
+    config = model.config
+    limits = {}
+    text_caps = [getattr(config, "max_text_tokens", None)]
+    text_config = getattr(config, "text_config", None)
+    if text_config is not None and getattr(text_config, "max_position_embeddings", None):
+        text_caps.append(text_config.max_position_embeddings - 2)  # RoBERTa's padding offset; 2 spare for BERT
+    text_caps = [n for n in text_caps if n]
+    if text_caps:
+        limits["max_text_length"] = min(text_caps)
+    if getattr(config, "max_vision_tokens", None):
+        limits["max_frames"] = config.max_vision_tokens
+    encoders = getattr(model, "encoders", None)
+    encoder = encoders["audio"] if encoders is not None and "audio" in encoders else None
+    if getattr(config, "max_audio_tokens", None) and encoder is not None and hasattr(
+        encoder, "_get_feat_extract_output_lengths"
+    ):
+        def tokens(samples: int) -> int:
+            frames = int(encoder._get_feat_extract_output_lengths(torch.tensor(samples)))
+            for kernel, stride, padding in zip(config.audio_kernel_sizes, config.audio_strides, config.audio_paddings):
+                frames = _conv_output(frames, kernel, stride, padding)
+            return frames
+
+        low, high = 1, 1 << 34  # largest sample count whose tokens fit: tokens() is non-decreasing
+        while low < high:
+            middle = (low + high + 1) // 2
+            low, high = (middle, high) if tokens(middle) <= config.max_audio_tokens else (low, middle - 1)
+        limits["max_audio_samples"] = low
+    return limits
+
+
 def polarity(score: float) -> str:
     """MOSI/MOSEI convention: < 0 negative, 0 neutral, > 0 positive."""
     return "positive" if score > 0 else "negative" if score < 0 else "neutral"
@@ -44,10 +82,11 @@ class MultimodalSentimentPipeline(Pipeline):
         return super().__call__(inputs, **kwargs)
 
     def preprocess(self, inputs, text: str | None = None):
+        described = str(inputs) if not isinstance(inputs, dict) else inputs.get("video")
         try:
-            return {"model_inputs": self._processor_inputs(inputs, text)}
+            return {"model_inputs": self._processor_inputs(inputs, text), "input": described}
         except (MediaDecodingError, ValueError, OSError) as error:
-            return {"error": str(error), "input": str(inputs) if not isinstance(inputs, dict) else inputs.get("video")}
+            return {"error": str(error), "input": described}
 
     def _processor_inputs(self, inputs, text: str | None):
         if isinstance(inputs, (str, Path)):
@@ -57,16 +96,23 @@ class MultimodalSentimentPipeline(Pipeline):
         text = inputs.get("text", text)
         if text is None:
             raise ValueError("No transcript: pass text=... (an empty string runs the model without words).")
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a string (the transcript), got {type(text).__name__}.")
+        if not hasattr(self, "_input_limits"):
+            self._input_limits = model_input_limits(self.model)  # longer inputs are cut to what the model takes
         if "video" in inputs:
-            return self.processor(text=text, videos=inputs["video"], return_tensors="pt")
+            return self.processor(text=text, videos=inputs["video"], return_tensors="pt", **self._input_limits)
         return self.processor(text=text, audio=inputs.get("audio"), frames=inputs.get("frames"),
-                              sampling_rate=inputs.get("sampling_rate"), return_tensors="pt")
+                              sampling_rate=inputs.get("sampling_rate"), return_tensors="pt", **self._input_limits)
 
     def _forward(self, model_inputs):
         if "error" in model_inputs:
             return model_inputs
-        with torch.no_grad():
-            output = self.model(**model_inputs["model_inputs"])
+        try:
+            with torch.no_grad():
+                output = self.model(**model_inputs["model_inputs"])
+        except ValueError as error:  # an input the model refuses is this item's error, not the batch's
+            return {"error": str(error), "input": model_inputs.get("input")}
         return {"output": output}
 
     def postprocess(self, model_outputs):

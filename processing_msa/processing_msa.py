@@ -91,10 +91,16 @@ class MSAProcessor(ProcessorMixin):
         frames: np.ndarray | list[np.ndarray] | None = None,
         sampling_rate: int | None = None,
         return_tensors: str = "pt",
+        max_text_length: int | None = None,
+        max_audio_samples: int | None = None,
+        max_frames: int | None = None,
         **kwargs,
     ) -> BatchFeature:
         """`text` with either `videos` (file paths, decoded with PyAV) or `audio` (1-D waveforms at
-        `sampling_rate`, default the feature extractor's) and `frames` (uint8 [F, H, W, 3] each)."""
+        `sampling_rate`, default the feature extractor's) and `frames` (uint8 [F, H, W, 3] each).
+
+        `max_text_length` / `max_audio_samples` (at 16 kHz) / `max_frames` cap this call further than the
+        processor's own settings (the pipeline passes what the model accepts, see `model_input_limits`)."""
         if text is None:
             raise ValueError("MSAProcessor needs `text` (the transcript of each clip; an empty string is allowed).")
         texts = [text] if isinstance(text, str) else list(text)
@@ -113,14 +119,16 @@ class MSAProcessor(ProcessorMixin):
         if not len(texts) == len(audios) == len(clips):
             raise ValueError(f"Batch sizes differ: {len(texts)} texts, {len(audios)} waveforms, {len(clips)} clips.")
 
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_text_length,
+        text_caps = [n for n in (self.max_text_length, max_text_length) if n is not None]
+        text_cap = min(text_caps) if text_caps else None
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=text_cap,
                                  return_tensors=return_tensors)
         encoded = dict(encoded)
-        encoded.update(self._audio_inputs(audios, sampling_rate or self.sampling_rate))
-        encoded.update(self._frame_inputs(clips))
+        encoded.update(self._audio_inputs(audios, sampling_rate or self.sampling_rate, max_audio_samples))
+        encoded.update(self._frame_inputs(clips, max_frames))
         return BatchFeature(encoded, tensor_type=return_tensors)
 
-    def _audio_inputs(self, audios: list[np.ndarray], sampling_rate: int) -> dict:
+    def _audio_inputs(self, audios: list[np.ndarray], sampling_rate: int, max_samples: int | None = None) -> dict:
         waveforms = []
         for index, waveform in enumerate(audios):
             waveform = np.asarray(waveform, dtype=np.float32)
@@ -134,19 +142,23 @@ class MSAProcessor(ProcessorMixin):
                 waveform = resample_poly(waveform, self.sampling_rate, sampling_rate).astype(np.float32)
             if self.max_audio_seconds is not None:
                 waveform = waveform[: int(self.max_audio_seconds * self.sampling_rate)]
+            if max_samples is not None:
+                waveform = waveform[:max_samples]
             waveforms.append(waveform)
         audio = self.feature_extractor(waveforms, sampling_rate=self.sampling_rate, padding=True,
                                        return_attention_mask=True, return_tensors="np")
         return {"input_values": audio["input_values"], "waveform_attention_mask": audio["attention_mask"].astype(np.int64)}
 
-    def _frame_inputs(self, clips: list[np.ndarray]) -> dict:
+    def _frame_inputs(self, clips: list[np.ndarray], max_frames: int | None = None) -> dict:
         processed = []
+        caps = [n for n in (self.max_frames, max_frames) if n is not None]
+        cap = min(caps) if caps else None
         for index, clip in enumerate(clips):
             clip = np.asarray(clip)
             if clip.ndim != 4 or clip.shape[0] == 0 or clip.shape[-1] != 3:
                 raise ValueError(f"frames[{index}] must be RGB frames [frames, height, width, 3], got {clip.shape}.")
-            if self.max_frames is not None and len(clip) > self.max_frames:
-                clip = clip[np.linspace(0, len(clip) - 1, self.max_frames).round().astype(int)]
+            if cap is not None and len(clip) > cap:
+                clip = clip[np.linspace(0, len(clip) - 1, cap).round().astype(int)]
             if self.face_crop is not None:
                 clip = FACE_CROPS[self.face_crop](clip)
             pixels = self.image_processor(list(clip), return_tensors="pt")["pixel_values"]

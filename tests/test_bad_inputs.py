@@ -145,3 +145,58 @@ def test_duplicate_clip_rows_in_label_csv(tmp_path):
     root = label_csv_folder(tmp_path, "video_id,clip_id,text,label\nv1,1,a,0.1\nv1,2,b,1\nv1,1,a again,-2\n")
     with pytest.raises(ValueError, match=r"label.csv line 4: video_id/clip_id v1/1 already appears on line 2"):
         load_msa_dataset("custom", root)
+
+
+def csd_set(tmp_path: Path, audio=None, labels=None):
+    from test_dataset_readers import frames, write_csd
+
+    labels = labels or {"vidA": (np.array([[1.5], [-2.0]]), np.array([[0.0, 1.0], [1.0, 2.0]]))}
+    paths = {
+        "text": write_csd(tmp_path / "glove.csd", "glove", {"vidA": frames(8, 4, 0.25, 6)}),
+        "audio": write_csd(tmp_path / "covarep.csd", "COVAREP", {"vidA": frames(20, 3, 0.1, 1)} if audio is None else audio),
+        "vision": write_csd(tmp_path / "facet.csd", "FACET", {"vidA": frames(10, 2, 0.2, 5)}),
+    }
+    return write_csd(tmp_path / "labels.csd", "labels", labels), paths
+
+
+FOLDS = {"train": ["vidA", "vidB"], "validation": [], "test": []}
+
+
+@pytest.mark.parametrize(
+    "audio, labels, message",
+    [
+        ({"vidA": (np.zeros((20, 3)), np.zeros((20, 2))), "vidB": (np.zeros((5, 4)), np.zeros((5, 2)))}, None,
+         r"covarep.csd: video 'vidB', field features: feature size 4, but video 'vidA' has 3"),
+        ({"vidA": (np.zeros(20), np.zeros((20, 2)))}, None,
+         r"covarep.csd: video 'vidA', field features: expected \[frames, dim\], got shape \(20,\)"),
+        ({"vidA": (np.zeros((20, 3)), np.zeros((19, 2)))}, None,
+         r"covarep.csd: video 'vidA': 20 feature rows but 19 intervals"),
+        ({"vidA": (np.zeros((20, 3)), np.zeros((20, 3)))}, None,
+         r"covarep.csd: video 'vidA', field intervals: expected \[frames, 2\]"),
+        (None, {"vidA": (np.array([[1.5], [-2.0], [0.1]]), np.array([[0.0, 1.0], [1.0, 2.0]]))},
+         r"labels.csd: video 'vidA': 3 label rows but 2 segment intervals"),
+        (None, {"vidA": (np.array([[np.nan], [-2.0]]), np.array([[0.0, 1.0], [1.0, 2.0]]))},
+         r"labels.csd: video 'vidA', field features: label nan of segment 0 is not a finite number in \[-3, 3\]"),
+        ({}, None, r"covarep.csd: the data group holds no video"),
+    ],
+)
+def test_bad_csd_files_name_file_video_and_field(tmp_path, audio, labels, message):
+    from dataset_scripts import load_cmu_csd
+
+    label_file, paths = csd_set(tmp_path, audio=audio, labels=labels)
+    cache = tmp_path / "cache"
+    with pytest.raises(ValueError, match=message):
+        load_cmu_csd(label_file, paths, FOLDS, cache_dir=str(cache))
+    assert cached_datasets(cache) == []
+    # Fixed files load: no broken cache from the failed attempt is reused.
+    label_file, paths = csd_set(tmp_path)
+    assert load_cmu_csd(label_file, paths, FOLDS, cache_dir=str(cache))["train"]["id"][:].tolist() == ["vidA[0]", "vidA[1]"]
+
+
+def test_standard_folds_come_from_the_sdk():
+    pytest.importorskip("mmsdk")
+    from dataset_scripts import standard_folds
+
+    folds = standard_folds("mosi")
+    assert [len(folds[s]) for s in ("train", "validation", "test")] == [52, 10, 31]
+    assert not set(folds["train"]) & set(folds["test"])

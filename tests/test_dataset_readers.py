@@ -294,3 +294,34 @@ def test_self_mm_with_a_pretrained_text_encoder_on_text_bert_ids(tmp_path):
     config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())
     assert config["text_input"] == "input_ids" and config["text_config"]["model_type"] == "bert"
     assert config["text_config"]["hidden_size"] == 384  # all-MiniLM-L6-v2
+
+
+def test_csd_segments_equal_the_sdk_align(tmp_path):
+    """Frames cut exactly as CMU-MultimodalSDK's `mmdataset.align(labels)` cuts them: unsorted frames, frames that
+    touch a boundary by less than the SDK's epsilon, overlaps shorter than it, a zero-length segment."""
+    mmdatasdk = pytest.importorskip("mmsdk.mmdatasdk")
+    rng = np.random.default_rng(3)
+    starts = np.array([0.0, 0.3, 0.1, 0.6, 0.9995, 1.2, 1.7, 2.0, 0.7, 2.0996])
+    intervals = np.stack([starts, starts + 0.3], axis=1)
+    labels = write_csd(tmp_path / "labels.csd", "labels", {
+        "vidA": (np.array([[1.0], [-2.0], [0.5], [2.5]]),
+                 np.array([[0.0, 1.0], [1.0, 1.0004], [1.0, 2.1], [0.3004, 0.6]])),
+        "vidB": (np.array([[-0.5]]), np.array([[0.05, 0.95]])),
+    })
+    paths = {
+        modality: write_csd(tmp_path / f"{modality}.csd", modality, {
+            video: (rng.standard_normal((len(starts), dim)).astype(np.float32), intervals + shift)
+            for video, shift in (("vidA", 0.0), ("vidB", 0.001 * dim))
+        })
+        for modality, dim in (("text", 4), ("audio", 3), ("vision", 2))
+    }
+    folds = {"train": ["vidA", "vidB"], "validation": [], "test": []}
+    ours = load_cmu_csd(labels, paths, folds, cache_dir=str(tmp_path / "cache"))["train"]
+
+    sdk = mmdatasdk.mmdataset({"labels": str(labels), **{m: str(p) for m, p in paths.items()}})
+    sdk.align("labels")
+    expected_ids = sorted(set.intersection(*(set(sdk[m].keys()) for m in paths)))
+    assert sorted(ours["id"][:].tolist()) == expected_ids and "vidA[1]" not in expected_ids
+    for row in ours:
+        for modality in paths:
+            np.testing.assert_array_equal(row[f"{modality}_features"], sdk[modality][row["id"]]["features"])

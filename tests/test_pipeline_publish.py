@@ -173,3 +173,78 @@ def test_shared_private_frozen_encoders():
     model(**raw_batch(), labels=torch.tensor([1.0, -1.0])).loss.backward()
     assert all(p.grad is None for p in [*model.encoders.parameters(), *model.text_encoder.parameters()])
     assert model.audio_encoder.rnn.weight_ih_l0.grad is not None
+
+
+def test_inputs_longer_than_the_model_takes_are_cut_not_fatal(clips, tmp_path):
+    """A clip longer than max_audio_tokens / max_vision_tokens and a transcript longer than max_text_tokens are cut
+    to what the model accepts (#13), so a batch never dies on them."""
+    from processing_msa.pipeline_msa import model_input_limits
+
+    torch.manual_seed(0)
+    model = tiny_pipeline_model(max_audio_tokens=6, max_text_tokens=8, max_vision_tokens=3)
+    pipe = pipeline(TASK, model=model, processor=tiny_processor())
+    limits = model_input_limits(model)
+    assert limits["max_text_length"] == 8 and limits["max_frames"] == 3
+    long_clip = write_clip(tmp_path / "long.mp4", seconds=4.0, fps=10)
+    processor = pipe.processor
+    with pytest.raises(ValueError, match="max_audio_tokens=6"):  # uncapped, the model refuses the clip
+        model(**processor(text="fine", videos=long_clip))
+    capped = processor(text="fine", videos=long_clip, **limits)
+    model(**capped)  # raises if a cap were one sample too generous
+    one_more = {**limits, "max_audio_samples": limits["max_audio_samples"] + 400}
+    with pytest.raises(ValueError, match="max_audio_tokens=6"):  # ... and the audio cap is the largest that fits
+        model(**processor(text="fine", videos=long_clip, **one_more))
+
+    words = " ".join(["wonderful"] * 40)
+    results = pipe([str(long_clip), str(clips["good"])], text=words)
+    assert [set(r) >= {"score", "emotion"} for r in results] == [True, True], results
+
+
+def served(pipe, **options):
+    """handler.EndpointHandler around an in-process pipeline (its __init__ would build the same from a folder)."""
+    from processing_msa.handler import DEFAULT_MAX_BYTES, EndpointHandler
+
+    handler = EndpointHandler.__new__(EndpointHandler)
+    handler.pipeline = pipe
+    handler.allow_paths = options.get("allow_paths", False)
+    handler.allow_urls = options.get("allow_urls", False)
+    handler.max_bytes = options.get("max_bytes", DEFAULT_MAX_BYTES)
+    return handler
+
+
+def test_handler_never_opens_server_paths_unless_allowed(sentiment_pipeline, clips, tmp_path):
+    handler = served(sentiment_pipeline)
+    existing, missing = handler({"inputs": "/etc/passwd"}), handler({"inputs": str(tmp_path / "nothing.mp4")})
+    assert existing == missing  # the same answer whether or not the path exists: no file oracle
+    assert "not valid base64" in existing["error"]
+    assert handler({"inputs": str(clips["good"])}) == {"error": existing["error"]}
+    allowed = served(sentiment_pipeline, allow_paths=True)({"inputs": str(clips["good"]), "parameters": {"text": "ok"}})
+    assert "score" in allowed
+
+
+@pytest.mark.parametrize(
+    "request_body, message",
+    [
+        ([{"inputs": "AAAA"}], "the request is a list"),
+        ({"inputs": "AAAA", "parameters": "fine"}, "parameters must be an object, got str"),
+        ({"inputs": "AAAA", "parameters": {"text": 3}}, "parameters.text must be a string"),
+        ({"inputs": 12}, "inputs must be video bytes or a base64-encoded video, got int"),
+        ({"inputs": ""}, "inputs is empty"),
+        ({"parameters": {"text": "hi"}}, "got NoneType"),
+    ],
+)
+def test_handler_answers_bad_requests_with_an_error(sentiment_pipeline, request_body, message):
+    answer = served(sentiment_pipeline)(request_body)
+    assert set(answer) == {"error"} and message in answer["error"], answer
+
+
+def test_handler_payload_limit_and_uploaded_video(sentiment_pipeline, clips):
+    video = clips["good"].read_bytes()
+    handler = served(sentiment_pipeline, max_bytes=len(video) - 1)
+    assert "above this endpoint's limit" in handler({"inputs": video})["error"]
+    assert "above this endpoint's limit" in handler({"inputs": base64.b64encode(video).decode()})["error"]
+    handler = served(sentiment_pipeline)
+    data_url = "data:video/mp4;base64," + base64.b64encode(video).decode()
+    assert "score" in handler({"inputs": data_url, "parameters": {"text": "fine"}})
+    corrupt = handler({"inputs": clips["corrupt"].read_bytes()})
+    assert "<uploaded video>" in corrupt["error"] and "/tmp" not in corrupt["error"]
