@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 from datasets import DatasetDict
 
 from .cmu_csd import load_cmu_csd, standard_folds
@@ -11,6 +12,32 @@ from .synthetic import SyntheticMSAConfig, make_synthetic_dataset
 
 SUPPORTED_DATASETS = ("synthetic", "mosi", "mosei", "sims", "ami", "custom")
 SETTINGS = ("aligned", "unaligned")
+
+
+LABELLED_SPLITS = ("train", "validation", "test")
+
+
+def read_labels(dataset) -> np.ndarray:
+    """The `label` column as a float32 vector (None -> NaN), read in one Arrow pass whatever the format."""
+    return np.asarray(dataset.with_format("numpy")["label"][:], dtype=np.float32)
+
+
+def check_saved_labels(dataset: DatasetDict, folder: Path) -> DatasetDict:
+    """A saved DatasetDict's labelled splits must have a finite label on every row (unlabelled clips belong in an
+    `unlabeled` split); errors name the folder, split and first bad id."""
+    for split in LABELLED_SPLITS:
+        if split not in dataset or "label" not in dataset[split].column_names:
+            continue
+        labels = read_labels(dataset[split])
+        bad = np.flatnonzero(~np.isfinite(labels))
+        if len(bad):
+            ids = dataset[split]["id"] if "id" in dataset[split].column_names else None
+            first = ids[int(bad[0])] if ids is not None else int(bad[0])
+            raise ValueError(
+                f"{folder}: split {split}, field label: {len(bad)} row(s) without a finite label (first {first!r}); "
+                "label them, or move unlabelled clips to an 'unlabeled' split (self-training reads it)."
+            )
+    return dataset
 
 
 def _pickle_candidates(name: str, data_dir: Path, setting: str) -> list[Path]:
@@ -36,7 +63,8 @@ def load_msa_dataset(
     as it is, whatever the name.
     """
     if data_dir is not None and (Path(data_dir) / "dataset_dict.json").is_file():
-        return DatasetDict.load_from_disk(str(data_dir))  # a saved features dataset (e.g. extract_features)
+        # a saved features dataset (e.g. extract_features output)
+        return check_saved_labels(DatasetDict.load_from_disk(str(data_dir)), Path(data_dir))
     if name == "synthetic":
         return make_synthetic_dataset(SyntheticMSAConfig(**options), cache_dir=cache_dir)
     if name not in SUPPORTED_DATASETS:

@@ -134,12 +134,44 @@ def load_label_csv_layout(
     return DatasetDict({name: Dataset.from_list(items, features=features) for name, items in splits.items()})
 
 
+def _seconds(element, attribute: str, source: Path) -> float:
+    value = element.get(attribute)
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{source}: element {element.get(NITE_ID) or element.tag!r}, field {attribute}: "
+                         f"{value!r} is not a time in seconds.") from None
+    if not np.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"{source}: element {element.get(NITE_ID) or element.tag!r}, field {attribute}: "
+                         f"{value!r} is not a time in seconds.")
+    return seconds
+
+
 def _words(words_file: Path) -> list[tuple[float, float, str]]:
     words = []
-    for element in ElementTree.parse(words_file).getroot():
+    try:
+        root = ElementTree.parse(words_file).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(f"{words_file} is not valid NXT XML ({error}).") from error
+    for element in root:
         if element.tag == "w" and element.get("starttime") and element.get("endtime"):
-            words.append((float(element.get("starttime")), float(element.get("endtime")), (element.text or "").strip()))
+            words.append((_seconds(element, "starttime", words_file), _seconds(element, "endtime", words_file),
+                          (element.text or "").strip()))
     return words
+
+
+def _segments(root, segments_file: Path, min_duration: float) -> list[tuple[float, float]]:
+    """(start, end) of each transcriber segment at least `min_duration` long; errors name file, segment, field."""
+    spans = []
+    for segment in root.iter("segment"):
+        start = _seconds(segment, "transcriber_start", segments_file)
+        end = _seconds(segment, "transcriber_end", segments_file)
+        if end < start:
+            raise ValueError(f"{segments_file}: element {segment.get(NITE_ID)!r}: transcriber_end {end} lies before "
+                             f"transcriber_start {start}.")
+        if end - start >= min_duration:
+            spans.append((start, end))
+    return spans
 
 
 def load_ami(
@@ -160,7 +192,7 @@ def load_ami(
     segments_dir = annotations_dir / "segments"
     if not segments_dir.is_dir():
         raise FileNotFoundError(f"{segments_dir} does not exist (expected NXT segments/<meeting>.<X>.segments.xml).")
-    clips, problems = [], []
+    clips, problems, seen = [], [], set()
     for segments_file in sorted(segments_dir.glob("*.segments.xml")):
         meeting, speaker = segments_file.name.split(".")[:2]
         if meetings is not None and meeting not in meetings:
@@ -170,28 +202,32 @@ def load_ami(
         video = corpus_dir / meeting / "video" / f"{meeting}.Closeup{channel + 1}.avi"
         words_file = annotations_dir / "words" / f"{meeting}.{speaker}.words.xml"
         try:
+            if len(speaker) != 1 or not "A" <= speaker <= "Z":
+                raise ValueError(f"{segments_file}: expected <meeting>.<speaker letter>.segments.xml, got speaker "
+                                 f"{speaker!r}.")
             for path in (audio, video, words_file):
                 if not path.is_file():
                     raise FileNotFoundError(f"{path} does not exist (AMI speaker {speaker} of {meeting}).")
-            root = ElementTree.parse(segments_file).getroot()
-        except ElementTree.ParseError as error:
-            if on_error == "error":
+            try:
+                root = ElementTree.parse(segments_file).getroot()
+            except ElementTree.ParseError as error:
                 raise ValueError(f"{segments_file} is not valid NXT XML ({error}).") from error
-            problems.append(f"{segments_file}: {error}")
-            continue
-        except FileNotFoundError as error:
+            spans, words = _segments(root, segments_file, min_duration), _words(words_file)
+        except (FileNotFoundError, ValueError) as error:
             if on_error == "error":
                 raise
             problems.append(str(error))
             continue
-        words = _words(words_file)
-        for segment in root.iter("segment"):
-            start, end = float(segment.get("transcriber_start")), float(segment.get("transcriber_end"))
-            if end - start < min_duration:
+        for start, end in spans:
+            clip_id = f"{meeting}_{speaker}_{int(round(start * 100))}"
+            if clip_id in seen:  # two segments starting in the same centisecond: one clip
+                logger.warning("%s: a second segment starts at %.2f s; kept the first as %s.", segments_file, start,
+                               clip_id)
                 continue
+            seen.add(clip_id)
             text = " ".join(w for s, e, w in words if s >= start - 1e-6 and e <= end + 1e-6 and w)
             clips.append({
-                "id": f"{meeting}_{speaker}_{int(round(start * 100))}", "raw_text": text, "audio_path": str(audio),
+                "id": clip_id, "raw_text": text, "audio_path": str(audio),
                 "video_path": str(video), "start": start, "end": end, "meeting": meeting, "speaker": speaker,
                 "label": None,
             })
@@ -200,4 +236,6 @@ def load_ami(
     features = Features({"id": Value("string"), "raw_text": Value("string"), "audio_path": Value("string"),
                          "video_path": Value("string"), "start": Value("float32"), "end": Value("float32"),
                          "meeting": Value("string"), "speaker": Value("string"), "label": Value("float32")})
+    if not clips:  # from_list cannot type an empty list
+        return DatasetDict({"unlabeled": Dataset.from_dict({name: [] for name in features}, features=features)})
     return DatasetDict({"unlabeled": Dataset.from_list(clips, features=features)})

@@ -132,6 +132,15 @@ class SemiIINConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked by `@strict` at init and save time."""
+        for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "layer_repeats", "intermediate_size",
+                     "head_hidden_size", "num_emotion_classes", "text_feature_size", "audio_feature_size",
+                     "vision_feature_size", "max_audio_tokens", "max_text_tokens", "max_vision_tokens",
+                     "text_kernel_size", "vision_kernel_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SemiIINConfig: {name} must be a positive integer, got {getattr(self, name)}.")
+        for name in ("input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"SemiIINConfig: {name} must lie in [0, 1), got {getattr(self, name)}.")
         if self.hidden_size % self.num_attention_heads != 0:
             raise ValueError(
                 f"SemiIINConfig: hidden_size ({self.hidden_size}) must be a multiple of "

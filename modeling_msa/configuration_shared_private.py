@@ -114,6 +114,17 @@ class SharedPrivateConfig(PreTrainedConfig):
 
     def validate_architecture(self):
         """Checked by `@strict` at init and save time."""
+        sizes = ("text_feature_size", "audio_feature_size", "vision_feature_size", "audio_lstm_hidden_size",
+                 "vision_lstm_hidden_size", "audio_lstm_layers", "vision_lstm_layers", "audio_out_size",
+                 "vision_out_size", "post_fusion_size", "post_text_size", "post_audio_size", "post_vision_size",
+                 "shared_size")
+        for name in sizes:
+            if getattr(self, name) < 1:
+                raise ValueError(f"SharedPrivateConfig: {name} must be a positive integer, got {getattr(self, name)}.")
+        for name in ("text_dropout", "audio_lstm_dropout", "vision_lstm_dropout", "post_fusion_dropout",
+                     "post_text_dropout", "post_audio_dropout", "post_vision_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ValueError(f"SharedPrivateConfig: {name} must lie in [0, 1), got {getattr(self, name)}.")
         if self.text_input not in TEXT_INPUTS:
             raise ValueError(f"SharedPrivateConfig: text_input={self.text_input!r}; expected one of {TEXT_INPUTS}.")
         if self.unimodal_loss_weighting not in UNIMODAL_WEIGHTINGS:

@@ -181,6 +181,9 @@ class SemiIINFeatureProjection(nn.Module):
     def forward(self, features: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         hidden = self.dropout(features.to(self.convs[0].weight.dtype)).transpose(1, 2)  # [B, C, L]
         for conv in self.convs:
+            shortfall = conv.kernel_size[0] - 2 * conv.padding[0] - hidden.shape[-1]
+            if shortfall > 0:  # fewer frames than the kernel: zero frames past the end (0 real outputs)
+                hidden = F.pad(hidden, (0, shortfall))
             hidden = hidden * prefix_mask(lengths, hidden.shape[-1]).unsqueeze(1).to(hidden.dtype)
             hidden = conv(hidden)
             lengths = conv_output_lengths(lengths, conv.kernel_size[0], conv.stride[0], conv.padding[0])

@@ -78,7 +78,7 @@ class SequenceLSTMEncoder(nn.Module):
         # The last layer's output at each sequence's last real frame is exactly the final hidden state of a packed
         # run (right padding comes later and never reaches it). Not packing avoids the CPU backward of packed
         # LSTMs, which zero-fills a full-size gradient per time step (quadratic; 60% of a Self-MM step at MOSI shape).
-        output, _ = self.rnn(features)
+        output, _ = self.rnn(features.to(self.linear.weight.dtype))
         last = output[torch.arange(output.shape[0], device=output.device), (lengths - 1).clamp(min=0)]
         return self.linear(self.dropout(last))
 
@@ -180,7 +180,7 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
         else:
             if text_features is None:
                 raise ValueError("text_features are required (text_input='features').")
-            hidden = text_features
+            hidden = text_features.to(self.fusion_head.layer_1.weight.dtype)
         return self.text_dropout(hidden[:, 0])
 
     def forward(

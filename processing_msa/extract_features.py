@@ -71,12 +71,44 @@ def _write_atomic(dataset: Dataset, path: Path) -> None:
             os.unlink(temporary)
 
 
+def read_error_log(path: Path) -> list[dict]:
+    """The records of `errors.jsonl`. A line that is not a JSON record (a write torn by a kill or a full disk) is
+    skipped with a warning; a torn last line is cut off the file, so the next append starts on a fresh line."""
+    if not path.is_file():
+        return []
+    content = path.read_bytes()
+    records, offset = [], 0
+    for line in content.splitlines(keepends=True):
+        offset += len(line)
+        try:
+            record = json.loads(line)
+            if not isinstance(record, dict) or "id" not in record or not line.endswith(b"\n"):
+                raise ValueError("not a complete record")
+        except ValueError:
+            logger.warning("%s: ignoring a damaged line at byte %d: %r", path, offset - len(line), line[:80])
+            continue
+        records.append(record)
+    if content and not content.endswith(b"\n"):  # a torn last line: cut it, the file ends on a full line again
+        with path.open("r+b") as handle:
+            handle.truncate(content.rfind(b"\n") + 1)
+    return records
+
+
+def append_error(path: Path, record: dict) -> None:
+    """One record as one line, written with a single write and flushed to disk."""
+    with path.open("ab") as handle:
+        handle.write((json.dumps(record) + "\n").encode())
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def _done_ids(shards: Path, errors_file: Path, retry_errors: bool) -> set[str]:
     done = set()
     for shard in shards.glob("*.parquet"):
         done.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
-    if errors_file.is_file() and not retry_errors:
-        done.update(json.loads(line)["id"] for line in errors_file.read_text().splitlines() if line.strip())
+    errors = read_error_log(errors_file)  # read (and repaired) even with retry_errors
+    if not retry_errors:
+        done.update(record["id"] for record in errors)
     return done
 
 
@@ -117,8 +149,7 @@ def extract_features(
             try:
                 encoded = encode_clip(model, clip_inputs(row, processor))
             except (ValueError, OSError, RuntimeError) as error:
-                with errors_file.open("a") as handle:
-                    handle.write(json.dumps({"id": row["id"], "split": split_name, "error": str(error)}) + "\n")
+                append_error(errors_file, {"id": row["id"], "split": split_name, "error": str(error)})
                 logger.warning("skipped %s: %s", row["id"], error)
             else:
                 buffer.append({**{key: row.get(key) for key in KEPT_COLUMNS}, **encoded})

@@ -22,6 +22,19 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
     from training_msa.export import save_hub_ready
 
     model_dir = Path(model_dir)
+    if not (model_dir / "config.json").is_file():
+        raise SystemExit(f"{model_dir} has no config.json: pass a folder written by save_pretrained (e.g. "
+                         "<output_dir>/model of train.py).")
+    if Path(output_dir).resolve() == model_dir.resolve():
+        raise SystemExit(f"OUTPUT_DIR {output_dir} is MODEL_DIR: write the Hub folder somewhere else.")
+    results = model_dir / "test_results.json"
+    try:
+        metrics = json.loads(results.read_text()) if results.is_file() else None
+    except ValueError as error:
+        raise SystemExit(f"{results} is not valid JSON ({error}): fix or delete it (it feeds the model card).")
+    if metrics is not None and not (isinstance(metrics, dict)
+                                    and all(isinstance(v, (int, float)) for v in metrics.values())):
+        raise SystemExit(f"{results}: expected {{metric: number}}, got {str(metrics)[:80]}.")
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
     processor_source = Path(processor_dir or model_dir)
     if not (processor_source / "processor_config.json").is_file():
@@ -30,8 +43,6 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
             "save_pretrained, e.g. MSAProcessor.from_encoders(...).save_pretrained(DIR))."
         )
     processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
-    results = model_dir / "test_results.json"
-    metrics = json.loads(results.read_text()) if results.is_file() else None
     folder = save_hub_ready(model, output_dir, metrics=metrics, processor=processor,
                             command="python -m processing_msa.publish " + " ".join(sys.argv[1:]))
     if push_to_hub:

@@ -200,3 +200,204 @@ def test_standard_folds_come_from_the_sdk():
     folds = standard_folds("mosi")
     assert [len(folds[s]) for s in ("train", "validation", "test")] == [52, 10, 31]
     assert not set(folds["train"]) & set(folds["test"])
+
+
+def test_semi_iin_runs_on_audio_shorter_than_its_convolution():
+    import torch
+    from conftest import random_batch, tiny_semi_iin_config
+
+    from modeling_msa import SemiIINForSentimentAnalysis
+
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).eval()
+    for frames in (1, 2, 3):
+        batch = random_batch(audio=(frames, frames, 1))
+        with torch.no_grad():
+            out = model(**batch)
+        assert torch.isfinite(out.logits).all()
+        # One sample alone gives what it gives inside the batch (the short audio has 0 real tokens either way).
+        single = {k: v[:1, : int(batch[k.replace("features", "attention_mask")][0].sum())] if k.endswith("features")
+                  else v[:1, : int(v[0].sum())] for k, v in batch.items()}
+        with torch.no_grad():
+            torch.testing.assert_close(model(**single).logits, out.logits[:1], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"hidden_size": 0}, "hidden_size must be a positive integer, got 0"),
+        ({"hidden_size": -16}, "hidden_size must be a positive integer"),
+        ({"num_attention_heads": 0}, "num_attention_heads must be a positive integer, got 0"),
+        ({"attention_dropout": 1.5}, r"attention_dropout must lie in \[0, 1\)"),
+    ],
+)
+def test_semi_iin_config_values_are_checked_before_torch_sees_them(overrides, message):
+    from conftest import tiny_semi_iin_config
+    from huggingface_hub.errors import StrictDataclassError
+
+    with pytest.raises(StrictDataclassError, match=message):
+        tiny_semi_iin_config(**overrides)
+
+
+def test_shared_private_config_values_are_checked():
+    from huggingface_hub.errors import StrictDataclassError
+
+    from modeling_msa import SharedPrivateConfig
+
+    with pytest.raises(StrictDataclassError, match="audio_lstm_hidden_size must be a positive integer, got 0"):
+        SharedPrivateConfig(text_input="features", audio_lstm_hidden_size=0)
+
+
+def test_left_padded_masks_and_non_binary_masks_are_refused_by_both_models():
+    import torch
+    from conftest import random_batch, tiny_semi_iin_config
+
+    from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    shared = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_input="features", text_feature_size=12, audio_feature_size=6, vision_feature_size=5))
+    semi = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+    for model in (shared, semi):
+        batch = random_batch()
+        batch["audio_attention_mask"] = batch["audio_attention_mask"].flip(-1)  # left padding
+        with pytest.raises(ValueError, match="audio_attention_mask must be right-padded"):
+            model(**batch)
+        batch = random_batch()
+        batch["vision_attention_mask"] = batch["vision_attention_mask"] * 0.5
+        with pytest.raises(ValueError, match="vision_attention_mask must hold only 0"):
+            model(**batch)
+
+
+def test_half_precision_inputs_run_in_the_model_dtype():
+    import torch
+    from conftest import random_batch, tiny_semi_iin_config
+
+    from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    shared = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_input="features", text_feature_size=12, audio_feature_size=6, vision_feature_size=5,
+        alignment_pairs=["text-audio"])).eval()
+    semi = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).eval()
+    for model in (shared, semi):
+        batch = random_batch()
+        half = {k: v.half() if k.endswith("features") else v for k, v in batch.items()}
+        with torch.no_grad():
+            torch.testing.assert_close(model(**half).logits, model(**{
+                k: v.float() if k.endswith("features") else v for k, v in half.items()}).logits)
+
+
+def tiny_synthetic(**overrides):
+    from dataset_scripts import load_msa_dataset
+
+    values = dict(num_train=12, num_validation=4, num_test=4, num_unlabeled=0, text_length=6, audio_length=24,
+                  vision_length=5, text_dim=12, audio_dim=6, vision_dim=5)
+    return load_msa_dataset("synthetic", **{**values, **overrides})
+
+
+def test_a_nan_loss_stops_training_naming_the_step_and_nothing_is_published(tmp_path, monkeypatch):
+    import sys
+
+    from datasets import DatasetDict
+
+    from training_msa import NonFiniteLossError
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    import train
+
+    data = tiny_synthetic()
+    labels = data["train"]["label"][:].tolist()
+    labels[5] = float("nan")  # data that bypassed the loaders' checks
+    poisoned = DatasetDict({**data, "train": data["train"].with_format(None).remove_columns("label")
+                            .add_column("label", labels).with_format("numpy")})
+    monkeypatch.setattr(train, "load_msa_dataset", lambda *args, **kwargs: poisoned)
+    argv = ["--hidden_size", "16", "--num_attention_heads", "2", "--intermediate_size", "32",
+            "--per_device_train_batch_size", "4", "--num_train_epochs", "1", "--output_dir", str(tmp_path / "out"),
+            "--disable_tqdm", "true", "--report_to", "none"]
+    with pytest.raises(NonFiniteLossError, match=r"training loss is nan at step \d+ \(epoch 0\.\d+\).*NaN/inf labels"):
+        train.main(argv)
+    assert not (tmp_path / "out" / "model").exists()
+
+
+def test_a_saved_dataset_with_unlabelled_training_rows_is_refused(tmp_path):
+    from datasets import DatasetDict
+
+    data = tiny_synthetic()
+    labels = data["train"]["label"][:].tolist()
+    labels[3] = None
+    DatasetDict({**data, "train": data["train"].with_format(None).remove_columns("label").add_column(
+        "label", labels)}).save_to_disk(tmp_path / "features")
+    with pytest.raises(ValueError, match=r"features: split train, field label: 1 row\(s\) without a finite label "
+                                         r"\(first 'synthetic_train_000003'\)"):
+        load_msa_dataset("custom", tmp_path / "features")
+
+
+def test_a_full_disk_while_checkpointing_names_the_output_folder(tmp_path, monkeypatch):
+    import errno
+
+    import transformers.modeling_utils as modeling_utils
+    from conftest import tiny_semi_iin_config
+
+    from modeling_msa import SemiIINForSentimentAnalysis
+    from training_msa import MSATrainer, MSATrainingArguments
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(modeling_utils, "safe_save_file", full_disk)
+    data = tiny_synthetic()
+    args = MSATrainingArguments(output_dir=str(tmp_path / "run"), num_train_epochs=1, save_strategy="epoch",
+                                per_device_train_batch_size=4, disable_tqdm=True, metrics_profile="synthetic")
+    trainer = MSATrainer(model=SemiIINForSentimentAnalysis(tiny_semi_iin_config()), args=args,
+                         train_dataset=data["train"])
+    with pytest.raises(OSError, match=rf"no space left on device in {tmp_path / 'run'} \(\d+ MiB free\).*"
+                                      "--resume_from_checkpoint last"):
+        trainer.train()
+
+
+@pytest.mark.parametrize(
+    "segments, message",
+    [
+        ('<segment nite:id="s1" transcriber_start="abc" transcriber_end="3"/>',
+         r"ES2007b.B.segments.xml: element 's1', field transcriber_start: 'abc' is not a time in seconds"),
+        ('<segment nite:id="s1" transcriber_end="3"/>',
+         r"ES2007b.B.segments.xml: element 's1', field transcriber_start: None is not a time"),
+        ('<segment nite:id="s7" transcriber_start="5" transcriber_end="3"/>',
+         r"ES2007b.B.segments.xml: element 's7': transcriber_end 3.0 lies before transcriber_start 5.0"),
+        ('<segment nite:id="s1" transcriber_start="1" transcriber_end="3">', r"ES2007b.B.segments.xml is not valid NXT XML"),
+    ],
+)
+def test_bad_ami_annotations_name_file_element_and_field(tmp_path, segments, message):
+    from dataset_scripts import load_ami
+
+    corpus, annotations = tmp_path / "amicorpus", tmp_path / "ami_public_manual"
+    (corpus / "ES2007b" / "audio").mkdir(parents=True)
+    (corpus / "ES2007b" / "video").mkdir(parents=True)
+    (corpus / "ES2007b" / "audio" / "ES2007b.Headset-1.wav").write_bytes(b"")
+    (corpus / "ES2007b" / "video" / "ES2007b.Closeup2.avi").write_bytes(b"")
+    nite = 'xmlns:nite="http://nite.sourceforge.net/"'
+    (annotations / "segments").mkdir(parents=True)
+    (annotations / "words").mkdir()
+    (annotations / "segments" / "ES2007b.B.segments.xml").write_text(f"<nite:root {nite}>{segments}</nite:root>")
+    (annotations / "words" / "ES2007b.B.words.xml").write_text(f"<nite:root {nite}/>")
+    with pytest.raises(ValueError, match=message):
+        load_ami(corpus, annotations)
+    assert len(load_ami(corpus, annotations, on_error="skip")["unlabeled"]) == 0  # reported and skipped
+
+
+def test_multiseed_rejects_repeated_seeds_and_reruns_an_unreadable_result(tmp_path, monkeypatch):
+    import subprocess
+
+    from training_msa import multiseed
+
+    with pytest.raises(ValueError, match="a seed appears twice"):
+        multiseed.run_seeds([1, 1], ["--output_dir", str(tmp_path)])
+    torn = tmp_path / "seed-3" / "model" / "test_results.json"
+    torn.parent.mkdir(parents=True)
+    torn.write_text('{"MAE": 0.5, "Co')  # a result torn by a crash
+
+    def fake_train(command, env):
+        torn.write_text('{"MAE": 0.7}')
+        return subprocess.CompletedProcess(command, 0)
+
+    monkeypatch.setattr(multiseed.subprocess, "run", fake_train)
+    report = multiseed.run_seeds([3], ["--output_dir", str(tmp_path)])
+    assert report["results"] == {3: {"MAE": 0.7}} and report["failures"] == {}

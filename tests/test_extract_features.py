@@ -94,3 +94,17 @@ def test_train_script_on_extracted_features(model_dir, custom_folder, tmp_path):
     )
     assert "Test metrics (custom, semi_iin)" in stdout
     assert (tmp_path / "out" / "model" / "model.safetensors").is_file()
+
+
+def test_a_torn_last_error_line_does_not_block_resuming(model_dir, custom_folder, tmp_path):
+    """A kill (or a full disk) in the middle of writing errors.jsonl leaves a torn last line: the next run skips it,
+    cuts it off and goes on; the clip it named is simply retried."""
+    output = tmp_path / "features"
+    output.mkdir()
+    errors = output / "errors.jsonl"
+    errors.write_bytes(b'{"id": "news$_$2", "split": "validation", "error": "earlier"}\n{"id": "talk$_$3", "spl')
+    result = extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=2, progress=False)
+    records = extraction.read_error_log(errors)
+    assert [r["id"] for r in records] == ["news$_$2", "talk$_$3"]  # the torn line is gone, the retry logged again
+    assert errors.read_bytes().endswith(b"\n") and errors.read_bytes().count(b"\n") == 2
+    assert "validation" not in result and len(result["train"]) == 2 and len(result["test"]) == 1

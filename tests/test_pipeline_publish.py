@@ -114,6 +114,11 @@ def test_publish_cli(sentiment_pipeline, tmp_path):
     assert "0.61" in (tmp_path / "hub" / "README.md").read_text()
     with pytest.raises(SystemExit, match="no processor_config.json"):
         main([str(tmp_path / "trained"), str(tmp_path / "hub2")])
+    with pytest.raises(SystemExit, match="nowhere has no config.json: pass a folder written by save_pretrained"):
+        main([str(tmp_path / "nowhere"), str(tmp_path / "hub3")])
+    (tmp_path / "trained" / "test_results.json").write_text('{"MAE": 0.6')
+    with pytest.raises(SystemExit, match="test_results.json is not valid JSON"):
+        main([str(tmp_path / "trained"), str(tmp_path / "hub4"), "--processor", str(tmp_path / "processor")])
 
 
 def test_pipeline_folder_needs_every_encoder(tmp_path):

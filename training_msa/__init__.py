@@ -3,7 +3,7 @@
 from .collator import MSADataCollator
 from .metrics import build_compute_metrics, compute_msa_metrics, mosi_metrics, sims_metrics
 from .shared_private_trainer import IndexedDataset, SharedPrivateTrainer, SharedPrivateTrainingArguments
-from .trainer import MSATrainer, MSATrainingArguments
+from .trainer import MSATrainer, MSATrainingArguments, NonFiniteLossError
 from .ulgm import UnimodalLabelBank
 
 __all__ = [
@@ -11,6 +11,7 @@ __all__ = [
     "MSATrainer",
     "MSATrainingArguments",
     "IndexedDataset",
+    "NonFiniteLossError",
     "SharedPrivateTrainer",
     "SharedPrivateTrainingArguments",
     "UnimodalLabelBank",

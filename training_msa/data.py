@@ -1,17 +1,12 @@
 """Facts about feature datasets that a model config needs (feature sizes, longest sequences)."""
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict
 
+from dataset_scripts.loading import read_labels  # noqa: F401  (the one label reader, re-exported here)
 from modeling_msa.msa_utils import MODALITIES, conv_output_lengths
-
-
-def read_labels(dataset: Dataset) -> np.ndarray:
-    """The `label` column as a float32 vector (None -> NaN), read in one Arrow pass whatever the format."""
-    return np.asarray(dataset.with_format("numpy")["label"][:], dtype=np.float32)
 
 
 def feature_dims(dataset: Dataset) -> dict[str, int]:

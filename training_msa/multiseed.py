@@ -39,25 +39,43 @@ def summarize(results: dict[int, dict[str, float]]) -> dict[str, dict[str, float
     return summary
 
 
+def _read_results(path: Path) -> dict | None:
+    """A finished seed's metrics; None when the file is missing or unreadable (then the seed runs again)."""
+    if not path.is_file():
+        return None
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        print(f"[multiseed] {path} is unreadable ({error}): running that seed again", flush=True)
+        return None
+    return metrics if isinstance(metrics, dict) else None
+
+
 def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] | None = None) -> dict:
     if _option(train_arguments, "seed") is not None:
         raise ValueError("Give seeds with --seeds, not --seed in the train.py arguments.")
     output_dir = Path(_option(train_arguments, "output_dir") or "outputs/multiseed")
     base = [a for i, a in enumerate(train_arguments)
             if not (a.startswith("--output_dir") or (i > 0 and train_arguments[i - 1] == "--output_dir"))]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds {seeds}: a seed appears twice (each seed is one run).")
     results, failures = {}, {}
     for seed in seeds:
         seed_dir = output_dir / f"seed-{seed}"
         result_file = seed_dir / "model" / "test_results.json"
-        if not result_file.exists():
-            command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *base, "--seed", str(seed),
-                       "--output_dir", str(seed_dir)]
-            print(f"[multiseed] seed {seed}: {' '.join(command)}", flush=True)
-            completed = subprocess.run(command, env=os.environ.copy())
-            if completed.returncode != 0 or not result_file.exists():
-                failures[seed] = f"exit code {completed.returncode}"  # reported, the sweep goes on
-                continue
-        results[seed] = json.loads(result_file.read_text())
+        previous = _read_results(result_file)
+        if previous is not None:
+            results[seed] = previous
+            continue
+        command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *base, "--seed", str(seed),
+                   "--output_dir", str(seed_dir)]
+        print(f"[multiseed] seed {seed}: {' '.join(command)}", flush=True)
+        completed = subprocess.run(command, env=os.environ.copy())
+        finished = _read_results(result_file)
+        if completed.returncode != 0 or finished is None:
+            failures[seed] = f"exit code {completed.returncode}"  # reported, the sweep goes on
+            continue
+        results[seed] = finished
     report = {"seeds": seeds, "results": results, "failures": failures, "summary": summarize(results)}
     output_dir.mkdir(parents=True, exist_ok=True)
     temporary = output_dir / "multiseed_results.json.tmp"

@@ -1,8 +1,11 @@
 """`Trainer` for msa-hub models: multimodal collator and MSA metrics by default."""
 
 import contextlib
+import errno
 import logging
+import math
 import os
+import shutil
 from dataclasses import dataclass, field
 
 import torch
@@ -35,6 +38,11 @@ class MSATrainingArguments(TrainingArguments):
     per_device_eval_batch_size: int = field(default=64)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="none")
+    stop_on_non_finite_loss: bool = field(
+        default=True,
+        metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "
+                          "training, and publishing, a NaN model)."},
+    )
 
     def __post_init__(self):
         if self.metrics_profile not in METRIC_PROFILES:
@@ -95,7 +103,17 @@ class MSATrainer(Trainer):
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         with self._inputs_checked_by_collator(model):
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
+        # Trainer itself reads this loss on the host for its NaN/inf logging filter, so the check adds no sync of
+        # its own that matters; without it a NaN label or feature trains (and publishes) a NaN model.
+        if getattr(self.args, "stop_on_non_finite_loss", False) and not math.isfinite(float(loss)):
+            raise NonFiniteLossError(
+                f"The training loss is {float(loss)} at step {self.state.global_step + 1} (epoch "
+                f"{self.state.epoch or 0:.2f}). Likely causes: NaN/inf labels or features in the training data (the "
+                "loaders refuse them; check custom data), or a learning rate too high for this model (try a lower "
+                "--learning_rate or --max_grad_norm 1). Pass --stop_on_non_finite_loss false to train on anyway."
+            )
+        return loss
 
     def prediction_step(self, model, inputs, prediction_loss_only, ignore_keys=None):
         with self._inputs_checked_by_collator(model):
@@ -113,4 +131,36 @@ class MSATrainer(Trainer):
         return resume_from_checkpoint
 
     def train(self, resume_from_checkpoint=None, **kwargs):
-        return super().train(resume_from_checkpoint=self.resolve_checkpoint(resume_from_checkpoint), **kwargs)
+        with disk_full_names_the_folder(self.args.output_dir):
+            return super().train(resume_from_checkpoint=self.resolve_checkpoint(resume_from_checkpoint), **kwargs)
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        with disk_full_names_the_folder(output_dir or self.args.output_dir):
+            return super().save_model(output_dir, _internal_call=_internal_call)
+
+
+class NonFiniteLossError(RuntimeError):
+    """A training loss became NaN or inf (see `MSATrainingArguments.stop_on_non_finite_loss`)."""
+
+
+DISK_FULL_MARKERS = ("No space left on device", "file write failed", "There is not enough space")
+
+
+@contextlib.contextmanager
+def disk_full_names_the_folder(folder):
+    """Re-raise a full disk (errno ENOSPC, or torch's / safetensors' C++ messages for it) as one OSError that names
+    the folder being written and its free space, instead of a library's internal message."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        is_full = getattr(error, "errno", None) == errno.ENOSPC or any(m in str(error) for m in DISK_FULL_MARKERS)
+        if not is_full or folder is None:
+            raise
+        try:
+            free = f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB free"
+        except OSError:
+            free = "free space unknown"
+        raise OSError(errno.ENOSPC, f"no space left on device in {os.path.abspath(folder)} ({free}) while writing a "
+                                    "checkpoint or model: free space, lower --save_total_limit, or pass another "
+                                    "--output_dir; --resume_from_checkpoint last continues from the last complete "
+                                    f"checkpoint. ({type(error).__name__}: {error})") from error
