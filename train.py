@@ -12,11 +12,18 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from datasets import DatasetDict
 from transformers import AutoConfig, HfArgumentParser, set_seed
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig, load_msa_dataset
-from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+from modeling_msa import (
+    MODALITIES,
+    SemiIINConfig,
+    SemiIINForSentimentAnalysis,
+    SharedPrivateConfig,
+    SharedPrivateForSentimentAnalysis,
+)
 from training_msa import MSATrainer, MSATrainingArguments, SharedPrivateTrainer, SharedPrivateTrainingArguments
 from training_msa.arguments import config_arguments, overrides, own_fields
 from training_msa.data import feature_dims, max_frames, model_token_limits
@@ -182,6 +189,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             cache_dir=data_args.dataset_cache_dir, **dataset_options,
         )
 
+    if self_training_args.self_training and self_training_args.unlabeled_dataset:
+        with training_args.main_process_first(desc="unlabeled dataset preparation"):
+            dataset = attach_unlabeled(dataset, data_args, self_training_args)
     if self_training_args.self_training:
         return self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv)
     train_dataset = subsample_labeled(
@@ -201,6 +211,31 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         print_table(f"Test metrics ({data_args.dataset_name}, {model_args.model})", metrics)
         publish(trainer.accelerator.unwrap_model(trainer.model), metrics, data_args, training_args, argv)
     return metrics
+
+
+def attach_unlabeled(dataset: DatasetDict, data_args, self_training_args) -> DatasetDict:
+    """`dataset` with `--unlabeled_dataset`'s samples as its `--unlabeled_split` (e.g. AMI clips for MOSI), after
+    checking that both sets were extracted with the same encoders (same feature sizes)."""
+    name, folder, split = (self_training_args.unlabeled_dataset, self_training_args.unlabeled_data_dir,
+                           self_training_args.unlabeled_split)
+    source = load_msa_dataset(name, data_dir=folder, cache_dir=data_args.dataset_cache_dir)
+    if split not in source and len(source) != 1:
+        raise SystemExit(f"--unlabeled_data_dir {folder}: no {split!r} split (splits: {sorted(source)}).")
+    unlabeled = source[split] if split in source else next(iter(source.values()))
+    missing = [f"{m}_features" for m in MODALITIES if f"{m}_features" not in unlabeled.column_names]
+    if missing:
+        raise SystemExit(
+            f"--unlabeled_data_dir {folder}: the {name} clips have no {missing} columns. Extract features first, "
+            f"with the encoders of the labelled set: python -m processing_msa.extract_features {folder} OUT "
+            f"--model HUB_FOLDER --dataset {name}, then pass --unlabeled_data_dir OUT/dataset."
+        )
+    labelled, other = feature_dims(dataset["train"]), feature_dims(unlabeled)
+    if labelled != other:
+        raise SystemExit(
+            f"Feature sizes differ: {data_args.data_dir or data_args.dataset_name} has {labelled}, "
+            f"{folder} has {other}. Extract both sets with the same encoders (the same --model folder)."
+        )
+    return DatasetDict({**dataset, split: unlabeled})
 
 
 def self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv):

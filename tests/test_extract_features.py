@@ -1,6 +1,7 @@
 """Raw clips -> features dataset with the bundled encoders: output, bad clips, resume after a crash."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -108,3 +109,54 @@ def test_a_torn_last_error_line_does_not_block_resuming(model_dir, custom_folder
     assert [r["id"] for r in records] == ["news$_$2", "talk$_$3"]  # the torn line is gone, the retry logged again
     assert errors.read_bytes().endswith(b"\n") and errors.read_bytes().count(b"\n") == 2
     assert "validation" not in result and len(result["train"]) == 2 and len(result["test"]) == 1
+
+
+def write_ami(root, meeting="ES2007b", segments=((0.1, 1.2), (1.4, 2.6), (2.8, 3.7))):
+    """An AMI-layout corpus (headset wav, close-up avi, NXT segments/words) for speakers A and B."""
+    from media import write_wav
+
+    nite = 'xmlns:nite="http://nite.sourceforge.net/"'
+    for channel, speaker in enumerate("AB"):
+        write_wav(root / "amicorpus" / meeting / "audio" / f"{meeting}.Headset-{channel}.wav", seconds=4.0)
+        write_clip(root / "amicorpus" / meeting / "video" / f"{meeting}.Closeup{channel + 1}.avi", seconds=4.0,
+                   with_audio=False)
+        items = "".join(f'<segment nite:id="s{i}" transcriber_start="{s}" transcriber_end="{e}"/>'
+                        for i, (s, e) in enumerate(segments))
+        (root / "ami_public_manual" / "segments").mkdir(parents=True, exist_ok=True)
+        (root / "ami_public_manual" / "words").mkdir(parents=True, exist_ok=True)
+        (root / "ami_public_manual" / "segments" / f"{meeting}.{speaker}.segments.xml").write_text(
+            f"<nite:root {nite}>{items}</nite:root>")
+        words = "".join(f'<w nite:id="w{i}" starttime="{s + 0.1}" endtime="{s + 0.4}">okay</w>'
+                        for i, (s, _) in enumerate(segments))
+        (root / "ami_public_manual" / "words" / f"{meeting}.{speaker}.words.xml").write_text(
+            f"<nite:root {nite}>{words}</nite:root>")
+    return root
+
+
+def test_self_training_on_extracted_ami_clips_from_the_command_line(model_dir, custom_folder, tmp_path):
+    """The paper's path: labelled clips and AMI meetings extracted with the same bundled encoders, then train.py
+    self-trains with AMI as the unlabelled set (#12)."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    import train
+
+    extraction.extract_features(str(custom_folder), str(tmp_path / "labelled"), str(model_dir), progress=False)
+    ami = write_ami(tmp_path / "ami")
+    result = extraction.extract_features(str(ami), str(tmp_path / "ami_features"), str(model_dir), dataset="ami",
+                                         progress=False)
+    assert list(result) == ["unlabeled"] and len(result["unlabeled"]) == 6
+    common = ["--dataset_name", "custom", "--data_dir", str(tmp_path / "labelled" / "dataset"),
+              "--hidden_size", "16", "--num_attention_heads", "2", "--intermediate_size", "32",
+              "--num_train_epochs", "1", "--per_device_train_batch_size", "2", "--disable_tqdm", "true",
+              "--self_training", "true", "--pseudo_label_top_k", "1", "--eval_strategy", "no", "--save_strategy", "no",
+              "--load_best_model_at_end", "false"]
+    train.main([*common, "--unlabeled_dataset", "ami", "--unlabeled_data_dir", str(tmp_path / "ami_features" / "dataset"),
+                "--output_dir", str(tmp_path / "run")])
+    selection = json.loads((tmp_path / "run" / "stage-1" / "pseudo_labels.json").read_text())
+    assert selection["ids"] and all(i.startswith("ES2007b_") for i in selection["ids"])
+    assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
+
+    with pytest.raises(SystemExit, match="have no .*'text_features'.* Extract features first"):
+        train.main([*common, "--unlabeled_dataset", "ami", "--unlabeled_data_dir", str(ami),
+                    "--output_dir", str(tmp_path / "run2")])

@@ -47,12 +47,25 @@ class SelfTrainingArguments:
         default=True, metadata={"help": "Each round trains a fresh model (else it continues the previous one)."}
     )
     unlabeled_split: str = field(default="unlabeled", metadata={"help": "Split holding the unlabelled samples."})
+    unlabeled_dataset: str | None = field(
+        default=None,
+        metadata={"help": "Read the unlabelled samples from another corpus (e.g. ami), extracted with the same "
+                          "encoders as the labelled one; default: the --unlabeled_split of --dataset_name."},
+    )
+    unlabeled_data_dir: str | None = field(
+        default=None, metadata={"help": "Folder of --unlabeled_dataset (e.g. extract_features output/dataset)."}
+    )
 
     def __post_init__(self):
         if not 0.0 < self.label_fraction <= 1.0:
             raise ValueError(f"--label_fraction must lie in (0, 1], got {self.label_fraction}.")
         if self.self_training_rounds < 1:
             raise ValueError(f"--self_training_rounds must be >= 1, got {self.self_training_rounds}.")
+        if self.unlabeled_dataset is not None and not self.self_training:
+            raise ValueError("--unlabeled_dataset is read by self-training only: add --self_training true.")
+        if (self.unlabeled_dataset is None) != (self.unlabeled_data_dir is None):
+            raise ValueError("--unlabeled_dataset and --unlabeled_data_dir go together (e.g. --unlabeled_dataset ami "
+                             "--unlabeled_data_dir ami_features/dataset).")
         if self.pseudo_label_top_k == 0 or self.pseudo_label_top_k < -1:
             raise ValueError(f"--pseudo_label_top_k must be positive or -1 (keep all), got {self.pseudo_label_top_k}.")
 
