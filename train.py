@@ -100,11 +100,33 @@ def parse_arguments(argv: list[str]):
         (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, SelfTrainingArguments,
          TrainScriptArguments)
     )
-    if len(argv) == 1 and argv[0].endswith((".yaml", ".yml")):
-        return parser.parse_yaml_file(argv[0])
-    if len(argv) == 1 and argv[0].endswith(".json"):
-        return parser.parse_json_file(argv[0])
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        # A recipe file, then flags that override it: `train.py configs/semi_iin.yaml --num_train_epochs 1`.
+        return parser.parse_args_into_dataclasses(args=recipe_arguments(Path(argv[0])) + argv[1:])
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def recipe_arguments(path: Path) -> list[str]:
+    """A YAML/JSON recipe as command-line flags (later flags win); errors name the file."""
+    import json
+
+    import yaml
+
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist (a recipe, e.g. configs/semi_iin.yaml).")
+    try:
+        values = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+    except (ValueError, yaml.YAMLError) as error:
+        raise SystemExit(f"{path} is not a readable recipe ({error}).") from None
+    if not isinstance(values, dict):
+        raise SystemExit(f"{path}: a recipe is a mapping of flag names to values, got {type(values).__name__}.")
+    arguments = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        items = value if isinstance(value, list) else [value]
+        arguments += [f"--{key}", *(str(item).lower() if isinstance(item, bool) else str(item) for item in items)]
+    return arguments
 
 
 def print_table(title: str, metrics: dict[str, float]) -> None:

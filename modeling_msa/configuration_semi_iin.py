@@ -8,6 +8,10 @@ from .configuration_face_cnn import FaceCNNConfig
 from .msa_utils import MODALITIES, bundled_encoder_modalities, check_unknown_config_keys, sync_encoder_feature_sizes
 
 ATTENTION_MODES = ("intra_inter", "global")
+ENCODER_STYLES = ("mult", "pre_ln")
+INITIALIZATIONS = ("official", "normal")
+# Folders saved before these fields existed ran today's "pre_ln" encoder with learned positions in every mode.
+LEGACY_DEFAULTS = {"encoder_style": "pre_ln", "global_position_embeddings": True, "initialization": "normal"}
 # The encoders of the paper's features; FabNet's weights are not on the Hub, so vision defaults to a random
 # FabNet-style CNN (`FaceCNNConfig`) to train or to replace with any transformers image backbone.
 PAPER_ENCODERS = {"text": "FacebookAI/roberta-large", "audio": "facebook/hubert-large-ll60k", "vision": "face_cnn"}
@@ -32,7 +36,21 @@ class SemiIINConfig(PreTrainedConfig):
         layer_repeats: How many times the (tied) stack of layers is applied (official code: 2).
         intermediate_size: Width of the feed-forward block (4 x hidden by default).
         input_dropout: Dropout on the raw features before the Conv1d projections.
-        attention_dropout / relu_dropout / residual_dropout / embedding_dropout: Transformer dropouts.
+        attention_dropout / relu_dropout / residual_dropout: Transformer dropouts.
+        embedding_dropout: Dropout on the token sequence: at the start of every application of a branch ("mult",
+            the official code's `embed_dropout=0.2`) or once after the embeddings ("pre_ln").
+        encoder_style: "mult" (the official code: each branch is MulT's `TransformerEncoder`, applied
+            `layer_repeats` times with tied weights; each application scales its input by sqrt(hidden_size), adds
+            sinusoidal positions when `sinusoidal_positions`, applies `embedding_dropout`, the pre-LN layers and a
+            final LayerNorm) or "pre_ln" (the layers applied `layer_repeats` times, then one LayerNorm; no scaling).
+        sinusoidal_positions: "mult" only: add MulT's sinusoidal positions (fairseq table, position = slot + 1) in
+            each application. The original MulT always adds them and MMSA's copy only with `position_embedding`;
+            Semi-IIN's own `cross_transformer.py` is not published, so this default (True) is inferred.
+        global_position_embeddings: Add the learned position embeddings in the "global" ablation too (the official
+            code adds none there; True keeps them, as folders saved before this field did).
+        initialization: "official" (the official code: PyTorch's default init for the convolutions, fusion and
+            heads, Xavier-uniform with zero bias for the MulT attention and feed-forward layers, normal(0.05) type
+            embeddings, truncated-normal(0.02) val/cls and positions) or "normal" (normal(`initializer_range`)).
         text_kernel_size / vision_kernel_size: Kernel of the text/vision Conv1d (stride 1, "same" padding).
         audio_kernel_sizes / audio_strides / audio_paddings: The stacked audio Conv1d (default x8 downsampling).
         max_audio_tokens / max_text_tokens / max_vision_tokens:
@@ -77,7 +95,7 @@ class SemiIINConfig(PreTrainedConfig):
     attention_dropout: float | int = 0.1
     relu_dropout: float | int = 0.2
     residual_dropout: float | int = 0.2
-    embedding_dropout: float | int = 0.0
+    embedding_dropout: float | int = 0.2
     text_kernel_size: int = 3
     vision_kernel_size: int = 3
     audio_kernel_sizes: list[int] | tuple[int, ...] = (4, 4)
@@ -87,6 +105,10 @@ class SemiIINConfig(PreTrainedConfig):
     max_text_tokens: int = 100
     max_vision_tokens: int = 512
     attention_mode: str = "intra_inter"
+    encoder_style: str = "mult"
+    sinusoidal_positions: bool = True
+    global_position_embeddings: bool = False
+    initialization: str = "official"
     fusion: str = "gate"
     head_hidden_size: int = 64
     num_emotion_classes: int = 7
@@ -105,6 +127,18 @@ class SemiIINConfig(PreTrainedConfig):
         super().__post_init__(**kwargs)
         check_unknown_config_keys(self, kwargs)
         sync_encoder_feature_sizes(self, MODALITIES)
+
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs):
+        """A saved config; one written before `encoder_style` existed keeps the encoder it was trained with."""
+        if config_dict.get("model_type", cls.model_type) == cls.model_type and "encoder_style" not in config_dict:
+            config_dict = {**LEGACY_DEFAULTS, **config_dict}
+        return super().from_dict(config_dict, **kwargs)
+
+    @property
+    def uses_position_embeddings(self) -> bool:
+        """Whether the learned position embeddings are added (always, except the official "global" ablation)."""
+        return self.attention_mode != "global" or self.global_position_embeddings
 
     @property
     def encoder_modalities(self) -> tuple[str, ...]:
@@ -146,6 +180,10 @@ class SemiIINConfig(PreTrainedConfig):
                 f"SemiIINConfig: hidden_size ({self.hidden_size}) must be a multiple of "
                 f"num_attention_heads ({self.num_attention_heads})."
             )
+        if self.encoder_style not in ENCODER_STYLES:
+            raise ValueError(f"SemiIINConfig: encoder_style={self.encoder_style!r}; expected one of {ENCODER_STYLES}.")
+        if self.initialization not in INITIALIZATIONS:
+            raise ValueError(f"SemiIINConfig: initialization={self.initialization!r}; expected one of {INITIALIZATIONS}.")
         if self.attention_mode not in ATTENTION_MODES:
             raise ValueError(f"SemiIINConfig: attention_mode={self.attention_mode!r}; expected one of {ATTENTION_MODES}.")
         if self.fusion not in FUSION_MODES:

@@ -27,7 +27,9 @@ class SharedPrivateConfig(PreTrainedConfig):
         text_input: "input_ids" (run the text encoder) or "features" (precomputed [B, N, text_feature_size]).
         text_config: Config of the text encoder (dict with `model_type` or a config), "input_ids" mode only.
         text_feature_size: Width of precomputed text features ("features" mode).
-        text_dropout: Dropout on the text encoder's output (Self-MM `t_bert_dropout`).
+        text_dropout: Dropout on the text encoder's first token before it enters the fusion and the text branch.
+            Default 0, as MMSA 2.2.1's SELF_MM: its config defines `t_bert_dropout` but the model never applies it
+            (text is dropped only inside the text branch, `post_text_dropout`).
         audio_feature_size / vision_feature_size: Input widths of the audio / vision frame features.
         audio_lstm_hidden_size / vision_lstm_hidden_size, *_lstm_layers, *_lstm_dropout: the LSTMs.
         audio_out_size / vision_out_size: Outputs of the linear layer after each LSTM.
@@ -56,7 +58,7 @@ class SharedPrivateConfig(PreTrainedConfig):
     text_input: str = "input_ids"
     text_config: dict | PreTrainedConfig | None = None
     text_feature_size: int = 768
-    text_dropout: float | int = 0.1
+    text_dropout: float | int = 0.0
     audio_feature_size: int = 5
     vision_feature_size: int = 20
     audio_lstm_hidden_size: int = 16

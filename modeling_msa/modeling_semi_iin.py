@@ -7,6 +7,7 @@ position (regression head) and at the cls position (7-class head).
 """
 
 import itertools
+import math
 from dataclasses import dataclass
 
 import torch
@@ -242,20 +243,48 @@ class SemiIINLayer(nn.Module):
         return hidden + self.residual_dropout(self.feed_forward(self.feed_forward_norm(hidden)))
 
 
+def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """fairseq's (and MulT's) sinusoidal table at `positions` (>= 1; row 0 is its padding row): [len(positions), dim],
+    sines then cosines, frequencies exp(-i * log(10000) / (dim / 2 - 1))."""
+    half = dim // 2
+    frequencies = torch.exp(torch.arange(half, device=positions.device, dtype=torch.float32)
+                            * -(math.log(10000) / (half - 1)))
+    angles = positions.to(torch.float32)[:, None] * frequencies[None]
+    table = torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+    return F.pad(table, (0, dim % 2))
+
+
 class SemiIINEncoder(nn.Module):
-    """One attention branch: a layer stack applied `layer_repeats` times with tied weights, then LayerNorm."""
+    """One attention branch: a stack of `num_hidden_layers` layers applied `layer_repeats` times with tied weights.
+
+    "mult" (the official code, MulT's `TransformerEncoder` applied `sharing_num` times): each application scales its
+    input by sqrt(hidden), adds sinusoidal positions (optional), applies the embedding dropout, the layers and a final
+    LayerNorm. "pre_ln": the layers applied `layer_repeats` times, then one LayerNorm."""
 
     def __init__(self, config: SemiIINConfig):
         super().__init__()
         self.layers = nn.ModuleList(SemiIINLayer(config) for _ in range(config.num_hidden_layers))
         self.layer_repeats = config.layer_repeats
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
+        self.style = config.encoder_style
+        self.embed_scale = math.sqrt(config.hidden_size)
+        self.sinusoidal = config.encoder_style == "mult" and config.sinusoidal_positions
+        self.dropout = nn.Dropout(config.embedding_dropout if config.encoder_style == "mult" else 0.0)
 
-    def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, plan: AttentionPlan, position_ids: torch.Tensor) -> torch.Tensor:
+        """hidden: [B, T, hidden] tokens; position_ids: [T] their position slots (0-based)."""
+        if self.style == "pre_ln":
+            for _ in range(self.layer_repeats):
+                for layer in self.layers:
+                    hidden = layer(hidden, plan)
+            return self.final_norm(hidden)
+        positions = sinusoidal_positions(position_ids + 1, hidden.shape[-1]).to(hidden.dtype) if self.sinusoidal else 0
         for _ in range(self.layer_repeats):
+            hidden = self.dropout(self.embed_scale * hidden + positions)
             for layer in self.layers:
                 hidden = layer(hidden, plan)
-        return self.final_norm(hidden)
+            hidden = self.final_norm(hidden)
+        return hidden
 
 
 class SemiIINFusion(nn.Module):
@@ -308,8 +337,12 @@ class SemiIINEmbeddings(nn.Module):
         )
         self.modality_type_embeddings = nn.Embedding(len(SEQUENCE_MODALITIES), hidden)
         self.special_tokens = nn.Embedding(NUM_SPECIAL_TOKENS, hidden)
-        self.token_position_embeddings = nn.Embedding(NUM_SPECIAL_TOKENS + sum(self.max_tokens.values()), hidden)
-        self.dropout = nn.Dropout(config.embedding_dropout)
+        self.token_position_embeddings = (
+            nn.Embedding(NUM_SPECIAL_TOKENS + sum(self.max_tokens.values()), hidden)
+            if config.uses_position_embeddings else None
+        )
+        # "mult" applies the embedding dropout inside each encoder application instead.
+        self.dropout = nn.Dropout(config.embedding_dropout if config.encoder_style == "pre_ln" else 0.0)
 
     @property
     def max_tokens(self) -> dict[str, int]:
@@ -330,9 +363,9 @@ class SemiIINEmbeddings(nn.Module):
 
     def forward(
         self, features: dict[str, torch.Tensor], lengths: dict[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, tuple[int, ...]]:
-        """features / lengths: per modality [B, frames, D] and real frames [B]. Returns the tokens [B, T, hidden]
-        and the padded audio/text/vision token counts."""
+    ) -> tuple[torch.Tensor, tuple[int, ...], torch.Tensor]:
+        """features / lengths: per modality [B, frames, D] and real frames [B]. Returns the tokens [B, T, hidden],
+        the padded audio/text/vision token counts and the tokens' position slots [T]."""
         tokens = [self.projection(name)(features[name], lengths[name]) for name in SEQUENCE_MODALITIES]
         for name, part in zip(SEQUENCE_MODALITIES, tokens):
             if part.shape[1] > self.max_tokens[name]:
@@ -349,8 +382,10 @@ class SemiIINEmbeddings(nn.Module):
             dim=1,
         )
         sizes = tuple(part.shape[1] for part in tokens)
-        sequence = sequence + self.token_position_embeddings(self.position_ids(sizes, sequence.device))
-        return self.dropout(sequence), sizes
+        position_ids = self.position_ids(sizes, sequence.device)
+        if self.token_position_embeddings is not None:
+            sequence = sequence + self.token_position_embeddings(position_ids)
+        return self.dropout(sequence), sizes, position_ids
 
 
 class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
@@ -364,6 +399,11 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
     _auto_map_classes = {"AutoModel": "SemiIINModel", "AutoModelForSequenceClassification": "SemiIINForSentimentAnalysis"}
 
     def _init_weights(self, module: nn.Module):
+        """`config.initialization`: "official" (see [`SemiIINConfig`]) or "normal". transformers applies this to
+        children before their parents, so the MulT layers and the embeddings override their own Linear/Embedding."""
+        if self.config.initialization == "official":
+            self._init_official(module)
+            return
         std = self.config.initializer_range
         if isinstance(module, (nn.Linear, nn.Conv1d)):
             init.normal_(module.weight, mean=0.0, std=std)
@@ -374,6 +414,30 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
+
+    @staticmethod
+    def _init_official(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Conv1d)):  # PyTorch's default (the official convolutions, gate, heads)
+            init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            if module.bias is not None:
+                bound = 1 / math.sqrt(module.weight[0].numel())
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, SemiIINAttention):  # MulT's MultiheadAttention.reset_parameters
+            for linear in (module.qkv_proj, module.out_proj):
+                init.xavier_uniform_(linear.weight)
+                init.zeros_(linear.bias)
+        elif isinstance(module, SemiIINLayer):  # MulT's Linear(): Xavier-uniform, zero bias
+            for linear in (module.feed_forward[0], module.feed_forward[3]):
+                init.xavier_uniform_(linear.weight)
+                init.zeros_(linear.bias)
+        elif isinstance(module, SemiIINEmbeddings):
+            init.normal_(module.modality_type_embeddings.weight, mean=0.0, std=0.05)
+            init.trunc_normal_(module.special_tokens.weight, std=0.02, a=-2.0, b=2.0)  # timm's trunc_normal_
+            if module.token_position_embeddings is not None:
+                init.trunc_normal_(module.token_position_embeddings.weight, std=0.02, a=-2.0, b=2.0)
 
 
 # Folders saved before the base/heads split (every module at the top level) load through these renamings.
@@ -490,15 +554,16 @@ class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedMo
                            "A sample has no real frame in any modality (all attention masks are 0 after projection).")
             checks.raise_if_failed()
 
-        tokens, sizes = self.embeddings(features, lengths)
+        tokens, sizes, position_ids = self.embeddings(features, lengths)
         plans = build_attention_plans(config.attention_mode, token_lengths, sizes, tokens.dtype)
 
         gate_values = None
         if config.attention_mode == "global":
-            branch_states = (self.global_encoder(tokens, plans["global"]),)
+            branch_states = (self.global_encoder(tokens, plans["global"], position_ids),)
             pooled = branch_states[0][:, :NUM_SPECIAL_TOKENS]
         else:
-            branch_states = (self.intra_encoder(tokens, plans["intra"]), self.inter_encoder(tokens, plans["inter"]))
+            branch_states = (self.intra_encoder(tokens, plans["intra"], position_ids),
+                             self.inter_encoder(tokens, plans["inter"], position_ids))
             intra, inter = branch_states
             val, val_gate = self.val_fusion(intra[:, 0], inter[:, 0])
             cls, cls_gate = self.cls_fusion(intra[:, 1], inter[:, 1])

@@ -255,3 +255,53 @@ def test_shared_flags_pass_for_every_model():
     for model in train.MODELS:
         parsed = train.parse_arguments(["--model", model, "--label_fraction", "0.5", "--learning_rate", "1e-3"])
         train.check_model_arguments(parsed[0], parsed[2], parsed[4], parsed[5])  # raises SystemExit when a flag is refused
+
+
+def test_optimizers_are_the_papers_through_trainer_hooks(tmp_path):
+    """Semi-IIN: torch.optim.Adam (L2 added to the gradient) decaying every parameter, constant LR, no clipping.
+    Self-MM: MMSA's SELF_MM groups (BERT decay / no-decay, audio, vision, other; own lr and wd each)."""
+    from conftest import tiny_semi_iin_config
+    from encoders import TINY_BERT
+
+    from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+    from training_msa import MSATrainer, MSATrainingArguments, SharedPrivateTrainer, SharedPrivateTrainingArguments
+
+    data = make_synthetic_dataset(SyntheticMSAConfig(**TINY_DATA), cache_dir=str(tmp_path / "cache"))
+    semi = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+    trainer = MSATrainer(model=semi, args=MSATrainingArguments(output_dir=str(tmp_path / "a"), weight_decay=1e-4),
+                         train_dataset=data["train"])
+    optimizer = trainer.create_optimizer()
+    assert type(optimizer) is torch.optim.Adam and trainer.args.lr_scheduler_type == "constant"
+    assert trainer.args.max_grad_norm == 0.0
+    decayed = [g for g in optimizer.param_groups if g["weight_decay"] == 1e-4]
+    assert sum(len(g["params"]) for g in decayed) == len(list(semi.parameters()))  # biases and norms included
+
+    model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_config=dict(TINY_BERT), audio_feature_size=6, vision_feature_size=5))
+    args = SharedPrivateTrainingArguments(
+        output_dir=str(tmp_path / "b"), learning_rate=1e-3, weight_decay=0.01, text_encoder_learning_rate=5e-5,
+        audio_learning_rate=5e-3, vision_learning_rate=1e-4, text_encoder_weight_decay=1e-3, audio_weight_decay=0.0,
+        vision_weight_decay=0.0)  # MMSA's MOSEI values
+    trainer = SharedPrivateTrainer(model=model, args=args)
+    groups = trainer.create_optimizer().param_groups
+    assert type(trainer.optimizer) is torch.optim.Adam
+    assert [(g["lr"], g["weight_decay"]) for g in groups] == [(5e-5, 1e-3), (5e-5, 0.0), (5e-3, 0.0), (1e-4, 0.0),
+                                                              (1e-3, 0.01)]
+    names = {id(p): n for n, p in model.named_parameters()}
+    members = [{names[id(p)] for p in g["params"]} for g in groups]
+    # MMSA: bert_no_decay = ['bias', 'LayerNorm.bias', 'LayerNorm.weight'] by name, inside the text model only.
+    mmsa_no_decay = {n for n in names.values() if n.startswith("text_encoder.")
+                     and any(k in n for k in ("bias", "LayerNorm.bias", "LayerNorm.weight"))}
+    text = {n for n in names.values() if n.startswith("text_encoder.")}
+    assert members[1] == mmsa_no_decay and members[0] == text - mmsa_no_decay
+    assert members[2] == {n for n in names.values() if n.startswith("audio_encoder.")}
+    assert any(n.endswith("bias") for n in members[4])  # "other" decays its biases too, as MMSA
+    assert trainer.loss_is_scaled_for_ga  # accumulated gradients are summed, as MMSA's update_epochs
+
+
+def test_a_recipe_combines_with_flags_and_flags_win():
+    train = train_script()
+    parsed = train.parse_arguments([str(ROOT / "configs" / "semi_iin.yaml"), "--num_train_epochs", "1"])
+    assert parsed[5].num_train_epochs == 1.0 and parsed[5].learning_rate == 1e-4 and parsed[2].hidden_size == 128
+    with pytest.raises(SystemExit, match="missing.yaml does not exist"):
+        train.parse_arguments(["missing.yaml"])

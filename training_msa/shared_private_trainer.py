@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass, field
 
 import torch
+from transformers import Trainer
 
 from modeling_msa.msa_utils import MODALITIES
 
@@ -27,6 +28,16 @@ class SharedPrivateTrainingArguments(MSATrainingArguments):
     text_encoder_learning_rate: float | None = field(default=None, metadata={"help": "LR of the text encoder."})
     audio_learning_rate: float | None = field(default=None, metadata={"help": "LR of the audio LSTM."})
     vision_learning_rate: float | None = field(default=None, metadata={"help": "LR of the vision LSTM."})
+    text_encoder_weight_decay: float | None = field(
+        default=None, metadata={"help": "Weight decay of the text encoder (not of its biases / LayerNorms)."}
+    )
+    audio_weight_decay: float | None = field(default=None, metadata={"help": "Weight decay of the audio LSTM."})
+    vision_weight_decay: float | None = field(default=None, metadata={"help": "Weight decay of the vision LSTM."})
+    sum_accumulated_gradients: bool = field(
+        default=True,
+        metadata={"help": "Sum the gradients of the accumulated batches (MMSA's update_epochs) instead of "
+                          "averaging them (Trainer's default)."},
+    )
 
 
 class IndexedDataset(torch.utils.data.Dataset):
@@ -67,6 +78,8 @@ class SharedPrivateTrainer(MSATrainer):
             train_dataset = IndexedDataset(train_dataset)
         self._batch_features = None
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator, **kwargs)
+        if getattr(args, "sum_accumulated_gradients", False):
+            self.loss_is_scaled_for_ga = True  # Trainer's switch: do not divide by gradient_accumulation_steps
 
     @property
     def ulgm_epoch(self) -> int:
@@ -94,26 +107,39 @@ class SharedPrivateTrainer(MSATrainer):
             self._batch_features = outputs.features  # handed to `training_step`'s bank step
         return (outputs.loss, outputs) if return_outputs else outputs.loss
 
-    def create_optimizer(self, model=None):
-        """AdamW/Adam param groups with Self-MM's per-module learning rates where they are set."""
-        if self.optimizer is not None:
-            return self.optimizer
-        model = model if model is not None else self.model
-        rates = {"text_encoder.": self.args.text_encoder_learning_rate, "audio_encoder.": self.args.audio_learning_rate,
-                 "vision_encoder.": self.args.vision_learning_rate}
-        groups: dict[float, list] = {}
+    def get_optimizer_cls_and_kwargs(self, args, model=None):
+        """Trainer's optimizer hook, with MMSA's SELF_MM parameter groups as `params`: the text encoder split into
+        decay / no-decay (`get_decay_parameter_names`: biases and LayerNorms get none), then the audio LSTM, the
+        vision LSTM and every other module, each with its own learning rate and weight decay (`*_learning_rate`,
+        `*_weight_decay`; unset = `learning_rate` / `weight_decay`)."""
+        optimizer_class, kwargs = super().get_optimizer_cls_and_kwargs(args, model)
+        if model is None:
+            return optimizer_class, kwargs
+        decaying = set(Trainer.get_decay_parameter_names(self, model))
+        rate = lambda value: args.learning_rate if value is None else value  # noqa: E731
+        decay = lambda value: args.weight_decay if value is None else value  # noqa: E731
+        groups = {
+            "text_decay": (rate(args.text_encoder_learning_rate), decay(args.text_encoder_weight_decay)),
+            "text_no_decay": (rate(args.text_encoder_learning_rate), 0.0),
+            "audio": (rate(args.audio_learning_rate), decay(args.audio_weight_decay)),
+            "vision": (rate(args.vision_learning_rate), decay(args.vision_weight_decay)),
+            "other": (args.learning_rate, args.weight_decay),
+        }
+        members: dict[str, list] = {name: [] for name in groups}
         for name, parameter in model.named_parameters():
-            if parameter.requires_grad:
-                rate = next((r for prefix, r in rates.items() if name.startswith(prefix) and r is not None),
-                            self.args.learning_rate)
-                groups.setdefault(rate, []).append(parameter)
-        optimizer_class, optimizer_kwargs = self.get_optimizer_cls_and_kwargs(self.args, model)
-        optimizer_kwargs.pop("params", None)
-        self.optimizer = optimizer_class(
-            [{"params": params, "lr": rate, "weight_decay": self.args.weight_decay} for rate, params in groups.items()],
-            **optimizer_kwargs,
-        )
-        return self.optimizer
+            if not parameter.requires_grad:
+                continue
+            if name.startswith("text_encoder."):
+                members["text_decay" if name in decaying else "text_no_decay"].append(parameter)
+            elif name.startswith("audio_encoder."):
+                members["audio"].append(parameter)
+            elif name.startswith("vision_encoder."):
+                members["vision"].append(parameter)
+            else:
+                members["other"].append(parameter)
+        kwargs["params"] = [{"params": members[name], "lr": lr, "weight_decay": wd}
+                            for name, (lr, wd) in groups.items() if members[name]]
+        return optimizer_class, kwargs
 
     @property
     def checkpoint_required_files(self) -> tuple[str, ...]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from transformers import Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
 
 from .checkpoints import last_complete_checkpoint
 from .collator import MSADataCollator
@@ -38,6 +38,23 @@ class MSATrainingArguments(TrainingArguments):
     per_device_eval_batch_size: int = field(default=64)
     remove_unused_columns: bool = field(default=False)
     report_to: None | str | list[str] = field(default="none")
+    lr_scheduler_type: str = field(default="constant")  # both papers: a constant learning rate
+    max_grad_norm: float = field(default=0.0)  # ... and no gradient clipping
+    adam_l2_weight_decay: bool = field(
+        default=True,
+        metadata={"help": "Adam with L2 weight decay added to the gradient (torch.optim.Adam(weight_decay=...)), as "
+                          "both papers; false: Trainer's --optim (AdamW by default)."},
+    )
+    decay_every_parameter: bool = field(
+        default=True,
+        metadata={"help": "Weight decay on every parameter (torch.optim.Adam(model.parameters(), ...), Semi-IIN); "
+                          "false: not on biases and LayerNorms (Trainer's default)."},
+    )
+    early_stopping_patience: int | None = field(
+        default=None,
+        metadata={"help": "Stop after this many evaluations without improving metric_for_best_model (Self-MM: 8 "
+                          "epochs on validation MAE); needs load_best_model_at_end."},
+    )
     stop_on_non_finite_loss: bool = field(
         default=True,
         metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "
@@ -73,6 +90,24 @@ class MSATrainer(Trainer):
             compute_metrics = build_compute_metrics(getattr(args, "metrics_profile", "mosi"), num_classes)
         super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
                          **kwargs)
+        patience = getattr(args, "early_stopping_patience", None)
+        if patience is not None:
+            self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+
+    def get_optimizer_cls_and_kwargs(self, args, model=None):
+        """Trainer's optimizer hook: `torch.optim.Adam` (L2 weight decay added to the gradient) when
+        `args.adam_l2_weight_decay`, else Trainer's choice (`--optim`)."""
+        if not getattr(args, "adam_l2_weight_decay", False):
+            return Trainer.get_optimizer_cls_and_kwargs(args, model)
+        return torch.optim.Adam, {"lr": args.learning_rate, "betas": (args.adam_beta1, args.adam_beta2),
+                                  "eps": args.adam_epsilon}
+
+    def get_decay_parameter_names(self, model) -> list[str]:
+        """Every parameter when `args.decay_every_parameter` (as `torch.optim.Adam(model.parameters(), ...)`),
+        else Trainer's rule (no decay on biases and LayerNorms)."""
+        if getattr(self.args, "decay_every_parameter", False):
+            return [name for name, _ in model.named_parameters()]
+        return super().get_decay_parameter_names(model)
 
     @staticmethod
     def default_data_collator(args, **options) -> MSADataCollator:
