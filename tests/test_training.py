@@ -305,3 +305,35 @@ def test_a_recipe_combines_with_flags_and_flags_win():
     assert parsed[5].num_train_epochs == 1.0 and parsed[5].learning_rate == 1e-4 and parsed[2].hidden_size == 128
     with pytest.raises(SystemExit, match="missing.yaml does not exist"):
         train.parse_arguments(["missing.yaml"])
+
+
+def test_reproduce_runs_a_table_row_and_prints_it_beside_the_paper(tmp_path, capsys):
+    from training_msa import reproduce
+
+    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert "Semi-IIN" in printed and "MAE" in printed
+    table = json.loads((tmp_path / "semi_iin-synthetic" / "table.json").read_text())
+    assert table[0]["row"] == "Semi-IIN" and table[0]["ours"]["MAE"]["std"] == 0.0  # one seed
+    assert (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "stage-1" / "pseudo_labels.json").is_file()
+    before = (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "model" / "test_results.json").stat().st_mtime_ns
+    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)])  # resumes
+    after = (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "model" / "test_results.json").stat().st_mtime_ns
+    assert before == after
+
+
+def test_reproduce_tables_hold_the_papers_numbers():
+    from training_msa.reproduce import format_table, table_rows
+
+    ablation = table_rows("ablation", "mosei")
+    assert [name for name, _, _ in ablation][:4] == ["baseline (global, no semi)", "MA only",
+                                                     "Semi only (global + semi)", "MA + Semi"]
+    assert ablation[0][2] == {"MAE": 0.509, "Corr": 0.793} and "--attention_mode" in ablation[0][1]
+    assert table_rows("semi_iin", "mosi")[0][2]["MAE"] == 0.679
+    assert table_rows("self_mm", "mosei")[0][2]["Corr"] == 0.765
+    assert len(table_rows("label_fraction", "mosi")) == 10
+    text = format_table("t", [("MA + Semi", {"MAE": {"mean": 0.5, "std": 0.01}}, {"MAE": 0.497})])
+    assert "0.5000 ± 0.0100" in text and "0.4970" in text
+    with pytest.raises(SystemExit, match="--unlabeled_data_dir"):
+        from training_msa.reproduce import reproduce
+        reproduce("semi_iin", "mosi", data_dir="somewhere")
