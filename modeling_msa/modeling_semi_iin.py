@@ -201,6 +201,7 @@ class SemiIINAttention(nn.Module):
         self.dropout = config.attention_dropout
         self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.qkv_proj.official_init = self.out_proj.official_init = "xavier"  # MulT's MultiheadAttention
 
     def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
         batch, length, width = hidden.shape
@@ -237,6 +238,7 @@ class SemiIINLayer(nn.Module):
             nn.Linear(config.intermediate_size, config.hidden_size),
         )
         self.residual_dropout = nn.Dropout(config.residual_dropout)
+        self.feed_forward[0].official_init = self.feed_forward[3].official_init = "xavier"  # MulT's Linear()
 
     def forward(self, hidden: torch.Tensor, plan: AttentionPlan) -> torch.Tensor:
         hidden = hidden + self.residual_dropout(self.attention(self.attention_norm(hidden), plan))
@@ -341,6 +343,10 @@ class SemiIINEmbeddings(nn.Module):
             nn.Embedding(NUM_SPECIAL_TOKENS + sum(self.max_tokens.values()), hidden)
             if config.uses_position_embeddings else None
         )
+        self.modality_type_embeddings.official_init = "normal_0.05"  # the official init_weights
+        self.special_tokens.official_init = "trunc_normal_0.02"  # val_token / cls_token
+        if self.token_position_embeddings is not None:
+            self.token_position_embeddings.official_init = "trunc_normal_0.02"  # pos_embed
         # "mult" applies the embedding dropout inside each encoder application instead.
         self.dropout = nn.Dropout(config.embedding_dropout if config.encoder_style == "pre_ln" else 0.0)
 
@@ -399,8 +405,8 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
     _auto_map_classes = {"AutoModel": "SemiIINModel", "AutoModelForSequenceClassification": "SemiIINForSentimentAnalysis"}
 
     def _init_weights(self, module: nn.Module):
-        """`config.initialization`: "official" (see [`SemiIINConfig`]) or "normal". transformers applies this to
-        children before their parents, so the MulT layers and the embeddings override their own Linear/Embedding."""
+        """`config.initialization`: "official" (see [`SemiIINConfig`]; the modules whose official init differs from
+        PyTorch's default carry an `official_init` tag) or "normal"."""
         if self.config.initialization == "official":
             self._init_official(module)
             return
@@ -417,7 +423,15 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
 
     @staticmethod
     def _init_official(module: nn.Module) -> None:
-        if isinstance(module, (nn.Linear, nn.Conv1d)):  # PyTorch's default (the official convolutions, gate, heads)
+        tag = getattr(module, "official_init", None)
+        if tag == "xavier":  # MulT: Xavier-uniform weights, zero biases
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+        elif tag == "normal_0.05":
+            init.normal_(module.weight, mean=0.0, std=0.05)
+        elif tag == "trunc_normal_0.02":
+            init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)  # timm's trunc_normal_ (absolute bounds)
+        elif isinstance(module, (nn.Linear, nn.Conv1d)):  # PyTorch's default: the convolutions, gate, heads
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
             if module.bias is not None:
                 bound = 1 / math.sqrt(module.weight[0].numel())
@@ -425,19 +439,6 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, SemiIINAttention):  # MulT's MultiheadAttention.reset_parameters
-            for linear in (module.qkv_proj, module.out_proj):
-                init.xavier_uniform_(linear.weight)
-                init.zeros_(linear.bias)
-        elif isinstance(module, SemiIINLayer):  # MulT's Linear(): Xavier-uniform, zero bias
-            for linear in (module.feed_forward[0], module.feed_forward[3]):
-                init.xavier_uniform_(linear.weight)
-                init.zeros_(linear.bias)
-        elif isinstance(module, SemiIINEmbeddings):
-            init.normal_(module.modality_type_embeddings.weight, mean=0.0, std=0.05)
-            init.trunc_normal_(module.special_tokens.weight, std=0.02, a=-2.0, b=2.0)  # timm's trunc_normal_
-            if module.token_position_embeddings is not None:
-                init.trunc_normal_(module.token_position_embeddings.weight, std=0.02, a=-2.0, b=2.0)
 
 
 # Folders saved before the base/heads split (every module at the top level) load through these renamings.

@@ -177,3 +177,28 @@ def test_keys_transformers_consumes_are_not_reported(caplog, tmp_path):
         AutoConfig.from_pretrained(tmp_path)
         SemiIINForSentimentAnalysis.from_pretrained(tmp_path)
     assert "unknown key" not in caplog.text
+
+
+def test_official_initialisation_and_global_ablation_follow_the_official_code():
+    """flow-ljh/Semi-IIN code/model.py: type embeddings normal(0.05), val/cls/pos trunc_normal(0.02), MulT layers
+    Xavier-uniform with zero biases, PyTorch's default elsewhere; the global ablation adds no position embedding."""
+    import math
+
+    torch.manual_seed(0)
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(hidden_size=64, num_attention_heads=4,
+                                                             max_audio_tokens=300, max_text_tokens=300))
+    embeddings = model.semi_iin.embeddings
+    assert abs(embeddings.modality_type_embeddings.weight.std().item() - 0.05) < 0.01
+    assert abs(embeddings.token_position_embeddings.weight.std().item() - 0.02) < 0.002
+    attention = model.semi_iin.intra_encoder.layers[0].attention
+    bound = math.sqrt(6 / (64 + 3 * 64))  # Xavier-uniform of the [3d, d] in_proj
+    assert attention.qkv_proj.weight.abs().max() <= bound and attention.qkv_proj.weight.abs().max() > 0.9 * bound
+    assert not attention.qkv_proj.bias.any() and not model.semi_iin.intra_encoder.layers[0].feed_forward[0].bias.any()
+    conv = embeddings.text_projection.convs[0]
+    kaiming_bound = 1 / math.sqrt(conv.weight[0].numel())  # PyTorch's default: kaiming_uniform(a=sqrt(5))
+    assert conv.weight.abs().max() <= kaiming_bound
+    assert model.regression_head.bias.abs().max() > 0  # PyTorch's default bias, not zero
+    assert SemiIINForSentimentAnalysis(tiny_semi_iin_config(attention_mode="global")).semi_iin.embeddings \
+        .token_position_embeddings is None
+    kept = tiny_semi_iin_config(attention_mode="global", global_position_embeddings=True)
+    assert SemiIINForSentimentAnalysis(kept).semi_iin.embeddings.token_position_embeddings is not None
