@@ -337,3 +337,42 @@ def test_reproduce_tables_hold_the_papers_numbers():
     with pytest.raises(SystemExit, match="--unlabeled_data_dir"):
         from training_msa.reproduce import reproduce
         reproduce("semi_iin", "mosi", data_dir="somewhere")
+
+
+def test_unlabeled_sets_extracted_with_other_encoders_are_refused(tmp_path):
+    from types import SimpleNamespace
+
+    from datasets import DatasetDict
+
+    train = train_script()
+    labelled = make_synthetic_dataset(SyntheticMSAConfig(**TINY_DATA), cache_dir=str(tmp_path / "a"))
+    other = make_synthetic_dataset(SyntheticMSAConfig(**{**TINY_DATA, "text_dim": 20, "num_unlabeled": 8}),
+                                   cache_dir=str(tmp_path / "b"))
+    DatasetDict({"unlabeled": other["unlabeled"]}).save_to_disk(tmp_path / "ami_features")
+    options = SimpleNamespace(unlabeled_dataset="ami", unlabeled_data_dir=str(tmp_path / "ami_features"),
+                              unlabeled_split="unlabeled")
+    data_args = SimpleNamespace(dataset_cache_dir=None, data_dir="mosi_features", dataset_name="custom")
+    with pytest.raises(SystemExit, match=r"Feature sizes differ: mosi_features has .*'text_feature_size': 12.* "
+                                         r"has .*'text_feature_size': 20.*same encoders"):
+        train.attach_unlabeled(labelled, data_args, options)
+
+
+def test_early_stopping_selects_on_validation(tmp_path):
+    from transformers import EarlyStoppingCallback
+
+    from conftest import tiny_semi_iin_config
+    from modeling_msa import SemiIINForSentimentAnalysis
+    from training_msa import MSATrainer, MSATrainingArguments
+
+    data = make_synthetic_dataset(SyntheticMSAConfig(**TINY_DATA), cache_dir=str(tmp_path / "cache"))
+    args = MSATrainingArguments(output_dir=str(tmp_path / "out"), early_stopping_patience=1, num_train_epochs=30,
+                                learning_rate=0.3, eval_strategy="epoch", save_strategy="epoch",
+                                load_best_model_at_end=True, metric_for_best_model="MAE", greater_is_better=False,
+                                disable_tqdm=True, metrics_profile="synthetic")
+    trainer = MSATrainer(model=SemiIINForSentimentAnalysis(tiny_semi_iin_config()), args=args,
+                         train_dataset=data["train"], eval_dataset=data["validation"])
+    assert any(isinstance(c, EarlyStoppingCallback) for c in trainer.callback_handler.callbacks)
+    trainer.train()
+    assert trainer.state.epoch < 30  # stopped early (a learning rate this high stops improving fast)
+    evaluated = [log for log in trainer.state.log_history if "eval_MAE" in log]
+    assert trainer.state.best_metric == min(log["eval_MAE"] for log in evaluated)
