@@ -71,3 +71,22 @@ def test_metric_input_errors():
         compute_msa_metrics([1.0], [1.0], "iemocap")
     with pytest.raises(ValueError, match="must be non-empty and match"):
         compute_msa_metrics([1.0, 2.0], [1.0], "mosi")
+
+
+def test_constant_predictions_give_nan_corr_with_a_reason(caplog):
+    import math
+
+    from training_msa.metrics import compute_msa_metrics
+
+    with caplog.at_level("WARNING", logger="training_msa.metrics"):
+        metrics = compute_msa_metrics([0.3, 0.3, 0.3], [1.0, -1.0, 2.0])
+    assert math.isnan(metrics["Corr"]) and "the predictions are constant (all 0.3) over 3 samples" in caplog.text
+
+
+def test_no_pin_memory_warning_without_an_accelerator(tmp_path):
+    import torch
+
+    from training_msa import MSATrainingArguments
+
+    args = MSATrainingArguments(output_dir=str(tmp_path))
+    assert args.dataloader_pin_memory is torch.accelerator.is_available()

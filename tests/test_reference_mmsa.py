@@ -183,7 +183,7 @@ def run_mmsa(bert, tmp_path, dropout, steps, monkeypatch):
     def recording_loss(*a, **k):
         loss = original_loss(*a, **k)
         if model.training:
-            losses.append(float(loss))
+            losses.append(float(loss.detach()))
         return loss
 
     trainer.weighted_loss = recording_loss
@@ -252,7 +252,7 @@ def run_ours(bert, initial, tmp_path, dropout, steps):
 
     def recording(model_, inputs, **kwargs):
         loss = original(model_, inputs, **kwargs)
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         return loss
 
     trainer.compute_loss = recording
@@ -281,3 +281,22 @@ def test_self_mm_training_steps_equal_mmsa_self_mm(tmp_path, monkeypatch, dropou
                 continue
             torch.testing.assert_close(ours_step[ours_name(name)], value, atol=1e-5, rtol=1e-5,
                                        msg=lambda m, n=name, s=step: f"step {s + 1}, {n}: {m}")
+
+
+@pytest.mark.parametrize("dataset", ["MOSI", "MOSEI", "SIMS"])
+def test_metrics_equal_mmsa_metrics_top(dataset):
+    """compute_msa_metrics against MMSA 2.2.1's MetricsTop (which rounds to 4 decimals) on the same predictions,
+    with exact zeros and values beyond the clipping range among them."""
+    from MMSA.utils.metricsTop import MetricsTop
+
+    from training_msa import compute_msa_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    scale = 1.0 if dataset == "SIMS" else 3.0
+    truths = (torch.randint(-6, 7, (200,), generator=generator) / 2.0 * scale / 3.0)  # multiples of 0.5: zeros too
+    predictions = truths + 0.8 * scale * torch.randn(200, generator=generator)
+    expected = MetricsTop("regression").getMetics(dataset)(predictions.clone(), truths.clone())
+    ours = compute_msa_metrics(predictions.numpy(), truths.numpy(), "sims" if dataset == "SIMS" else dataset.lower())
+    assert set(expected) == set(ours)
+    for name, value in expected.items():
+        assert ours[name] == pytest.approx(value, abs=1e-4), name

@@ -1,5 +1,6 @@
 """Standard multimodal sentiment metrics, exactly as MMSA's `metricsTop` (Self-MM) defines them."""
 
+import logging
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ from transformers import EvalPrediction
 from modeling_msa.msa_utils import intensity_to_class
 
 METRIC_PROFILES = ("mosi", "mosei", "sims", "synthetic")
+logger = logging.getLogger(__name__)
 
 
 def _multiclass_acc(predictions: np.ndarray, truths: np.ndarray) -> float:
@@ -17,6 +19,13 @@ def _multiclass_acc(predictions: np.ndarray, truths: np.ndarray) -> float:
 
 
 def _corr(predictions: np.ndarray, truths: np.ndarray) -> float:
+    """Pearson correlation; NaN (with a warning saying why) when the predictions or the labels are constant."""
+    for name, values in (("predictions", predictions), ("labels", truths)):
+        if len(values) < 2 or np.all(values == values[0]):
+            logger.warning("Corr is NaN: the %s are constant (all %s) over %d samples, so a correlation is "
+                           "undefined; a model that predicts one value has not learned yet.", name,
+                           f"{values[0]:.4g}" if len(values) else "-", len(values))
+            return float("nan")
     with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
         warnings.simplefilter("ignore", RuntimeWarning)
         return float(np.corrcoef(predictions, truths)[0][1])

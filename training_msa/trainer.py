@@ -70,6 +70,8 @@ class MSATrainingArguments(TrainingArguments):
             # Without an accelerator, Trainer runs DDP (gloo) only with use_cpu; otherwise every process of a
             # `torchrun`/`accelerate launch` job would silently train alone on the whole dataset.
             self.use_cpu = True
+        if not torch.accelerator.is_available():
+            self.dataloader_pin_memory = False  # nothing to pin for; torch warns on every data loader otherwise
         super().__post_init__()
 
 
