@@ -94,7 +94,7 @@ class MSATrainer(Trainer):
                          **kwargs)
         patience = getattr(args, "early_stopping_patience", None)
         if patience is not None:
-            self.add_callback(EarlyStoppingCallback(early_stopping_patience=patience))
+            self.add_callback(ValidationEarlyStopping(early_stopping_patience=patience))
 
     def get_optimizer_cls_and_kwargs(self, args, model=None):
         """Trainer's optimizer hook: `torch.optim.Adam` (L2 weight decay added to the gradient) when
@@ -174,6 +174,17 @@ class MSATrainer(Trainer):
     def save_model(self, output_dir=None, _internal_call=False):
         with disk_full_names_the_folder(output_dir or self.args.output_dir):
             return super().save_model(output_dir, _internal_call=_internal_call)
+
+
+class ValidationEarlyStopping(EarlyStoppingCallback):
+    """transformers' early stopping, counting only the validation evaluations of training (a later
+    `evaluate(test, metric_key_prefix="test")` is not a validation and neither counts nor warns)."""
+
+    def on_evaluate(self, args, state, control, metrics, **kwargs):
+        metric = args.metric_for_best_model
+        if metric and (metric if metric.startswith("eval_") else f"eval_{metric}") not in metrics:
+            return
+        super().on_evaluate(args, state, control, metrics, **kwargs)
 
 
 class NonFiniteLossError(RuntimeError):
