@@ -6,7 +6,10 @@ them for `auto_map`, so `save_pretrained` writes a folder loadable where msa-hub
 heads (intensity + class), `AutoModel` the Semi-IIN base model (fused val/cls states).
 """
 
-from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+import sys
+
+import transformers
+from transformers import AutoConfig
 
 from .configuration_face_cnn import FaceCNNConfig
 from .configuration_semi_iin import PAPER_ENCODERS, SemiIINConfig
@@ -30,19 +33,17 @@ from .modeling_shared_private import (
 )
 from .msa_utils import MODALITIES, intensity_to_class
 
-# config -> (AutoModel class, AutoModelForSequenceClassification class). The shared/private model has no separate
-# base: its four heads are the model (ULGM reads their post-layer features), so both Auto classes give it.
-_AUTO_CLASSES = {
-    SemiIINConfig: (SemiIINModel, SemiIINForSentimentAnalysis),
-    SharedPrivateConfig: (SharedPrivateForSentimentAnalysis, SharedPrivateForSentimentAnalysis),
-}
-for _config, (_base, _task) in _AUTO_CLASSES.items():
+# Each family's `_auto_map_classes` (the Auto class -> model class table its saved `auto_map` carries) is also what
+# registers it here. The shared/private model has no separate base: its four heads are the model (ULGM reads their
+# post-layer features), so both Auto classes give it.
+for _family in (SemiIINPreTrainedModel, SharedPrivatePreTrainedModel):
+    _config = _family.config_class
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _base, exist_ok=True)
-    AutoModelForSequenceClassification.register(_config, _task, exist_ok=True)
     _config.register_for_auto_class()
-    _base.register_for_auto_class("AutoModel")
-    _task.register_for_auto_class("AutoModelForSequenceClassification")
+    for _auto_name, _class_name in _family._auto_map_classes.items():
+        _model = getattr(sys.modules[_family.__module__], _class_name)
+        getattr(transformers, _auto_name).register(_config, _model, exist_ok=True)
+        _model.register_for_auto_class(_auto_name)
 
 __all__ = [
     "MODALITIES",

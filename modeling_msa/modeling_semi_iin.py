@@ -92,14 +92,12 @@ def build_attention_plans(
     present = [g for g, part in enumerate(group_slices) if part.stop > part.start]
     plans = {}
     for branch in BRANCHES[attention_mode]:
-        groups = []
-        for query_group, visible in enumerate(visible_key_groups(branch)):
-            if query_group not in present:
-                continue
-            key_slices = _merge_adjacent([group_slices[g] for g in visible if g in present])
-            key_mask = torch.cat([additive[:, part] for part in key_slices], dim=1)[:, None, None, :]
-            groups.append((group_slices[query_group], key_slices, key_mask))
-        plans[branch] = AttentionPlan(_merge_equal_queries(groups))
+        groups = [(group_slices[query], _merge_adjacent([group_slices[k] for k in visible if k in present]))
+                  for query, visible in enumerate(visible_key_groups(branch)) if query in present]
+        plans[branch] = AttentionPlan([
+            (query_slice, key_slices, torch.cat([additive[:, part] for part in key_slices], dim=1)[:, None, None, :])
+            for query_slice, key_slices in _merge_equal_queries(groups)
+        ])
     return plans
 
 
@@ -113,15 +111,15 @@ def _merge_adjacent(slices: list[slice]) -> list[slice]:
     return merged
 
 
-def _merge_equal_queries(groups: list) -> list:
+def _merge_equal_queries(groups: list[tuple[slice, list[slice]]]) -> list[tuple[slice, list[slice]]]:
     """Adjacent query groups that see the same keys become one group (the global branch: one SDPA call)."""
     merged = [groups[0]]
-    for query_slice, key_slices, key_mask in groups[1:]:
-        previous = merged[-1]
-        if previous[1] == key_slices and previous[0].stop == query_slice.start:
-            merged[-1] = (slice(previous[0].start, query_slice.stop), key_slices, previous[2])
+    for query_slice, key_slices in groups[1:]:
+        previous_query, previous_keys = merged[-1]
+        if previous_keys == key_slices and previous_query.stop == query_slice.start:
+            merged[-1] = (slice(previous_query.start, query_slice.stop), key_slices)
         else:
-            merged.append((query_slice, key_slices, key_mask))
+            merged.append((query_slice, key_slices))
     return merged
 
 
@@ -270,17 +268,17 @@ class SemiIINEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.style = config.encoder_style
         self.embed_scale = math.sqrt(config.hidden_size)
-        self.sinusoidal = config.encoder_style == "mult" and config.sinusoidal_positions
         self.dropout = nn.Dropout(config.embedding_dropout if config.encoder_style == "mult" else 0.0)
 
-    def forward(self, hidden: torch.Tensor, plan: AttentionPlan, position_ids: torch.Tensor) -> torch.Tensor:
-        """hidden: [B, T, hidden] tokens; position_ids: [T] their position slots (0-based)."""
+    def forward(self, hidden: torch.Tensor, plan: AttentionPlan, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """hidden: [B, T, hidden] tokens; positions: the [T, hidden] sinusoidal table "mult" adds in each application
+        (`SemiIINModel.sinusoidal_table`; None adds none)."""
         if self.style == "pre_ln":
             for _ in range(self.layer_repeats):
                 for layer in self.layers:
                     hidden = layer(hidden, plan)
             return self.final_norm(hidden)
-        positions = sinusoidal_positions(position_ids + 1, hidden.shape[-1]).to(hidden.dtype) if self.sinusoidal else 0
+        positions = 0 if positions is None else positions
         for _ in range(self.layer_repeats):
             hidden = self.dropout(self.embed_scale * hidden + positions)
             for layer in self.layers:
@@ -444,11 +442,11 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
 # Folders saved before the base/heads split (every module at the top level) load through these renamings.
 _FLAT_EMBEDDINGS = r"(text_projection|audio_projection|vision_projection|modality_type_embeddings|special_tokens|token_position_embeddings)"
 _FLAT_BASE = r"(intra_encoder|inter_encoder|val_fusion|cls_fusion|global_encoder|encoders)"
+_FLAT_TO_BASE = {rf"^{_FLAT_EMBEDDINGS}\.": r"embeddings.\1.", rf"^{_FLAT_BASE}\.": r"\1."}
 FLAT_CHECKPOINT_KEYS = {
-    "SemiIINModel": {rf"^{_FLAT_EMBEDDINGS}\.": r"embeddings.\1.", rf"^{_FLAT_BASE}\.": r"\1."},
-    "SemiIINForSentimentAnalysis": {
-        rf"^{_FLAT_EMBEDDINGS}\.": r"semi_iin.embeddings.\1.", rf"^{_FLAT_BASE}\.": r"semi_iin.\1.",
-    },
+    "SemiIINModel": _FLAT_TO_BASE,
+    "SemiIINForSentimentAnalysis": {old: f"{SemiIINPreTrainedModel.base_model_prefix}.{new}"
+                                    for old, new in _FLAT_TO_BASE.items()},
 }
 
 
@@ -511,6 +509,13 @@ class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedMo
                 raise ValueError(f"load_pretrained_encoders: the config has no {modality}_config (no {modality} encoder).")
             load_encoder_weights(self.encoders[modality], name_or_path, f"{modality}_config")
 
+    def sinusoidal_table(self, position_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
+        """MulT's sinusoidal positions of the tokens' slots (position = slot + 1), shared by both branches; None when
+        the encoder adds none (`pre_ln`, or `sinusoidal_positions=False`)."""
+        if self.config.encoder_style != "mult" or not self.config.sinusoidal_positions:
+            return None
+        return sinusoidal_positions(position_ids + 1, self.config.hidden_size).to(dtype)
+
     def forward(
         self,
         text_features: torch.Tensor | None = None,
@@ -557,14 +562,15 @@ class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedMo
 
         tokens, sizes, position_ids = self.embeddings(features, lengths)
         plans = build_attention_plans(config.attention_mode, token_lengths, sizes, tokens.dtype)
+        positions = self.sinusoidal_table(position_ids, tokens.dtype)
 
         gate_values = None
         if config.attention_mode == "global":
-            branch_states = (self.global_encoder(tokens, plans["global"], position_ids),)
+            branch_states = (self.global_encoder(tokens, plans["global"], positions),)
             pooled = branch_states[0][:, :NUM_SPECIAL_TOKENS]
         else:
-            branch_states = (self.intra_encoder(tokens, plans["intra"], position_ids),
-                             self.inter_encoder(tokens, plans["inter"], position_ids))
+            branch_states = (self.intra_encoder(tokens, plans["intra"], positions),
+                             self.inter_encoder(tokens, plans["inter"], positions))
             intra, inter = branch_states
             val, val_gate = self.val_fusion(intra[:, 0], inter[:, 0])
             cls, cls_gate = self.cls_fusion(intra[:, 1], inter[:, 1])
@@ -685,13 +691,14 @@ class SemiIINForSentimentAnalysis(FlatCheckpointMixin, FrozenEncodersMixin, Semi
         labels = labels.to(device=logits.device, dtype=logits.dtype)
         cross_entropy = F.cross_entropy(emotion_logits, emotion_labels, reduction="none")
         squared_error = (logits - torch.where(pseudo, 0.0, labels)) ** 2
-        num_real = real.sum()
-        real_mean = lambda values: (values * real).sum() / num_real.clamp(min=1)  # noqa: E731
         weight = config.regression_loss_weight
-        loss = weight * real_mean(squared_error) + (1 - weight) * real_mean(cross_entropy)
-        num_pseudo = pseudo.sum()
-        pseudo_mean = (cross_entropy * pseudo.to(logits.dtype)).sum() / num_pseudo.clamp(min=1)
-        return loss + config.pseudo_label_loss_weight * pseudo_mean
+        loss = weight * _masked_mean(squared_error, real) + (1 - weight) * _masked_mean(cross_entropy, real)
+        return loss + config.pseudo_label_loss_weight * _masked_mean(cross_entropy, pseudo.to(logits.dtype))
+
+
+def _masked_mean(values: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean of `values` over the samples whose 0/1 `weights` are 1; exactly 0 (and no gradient) when there are none."""
+    return (values * weights).sum() / weights.sum().clamp(min=1)
 
 
 __all__ = [

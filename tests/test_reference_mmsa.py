@@ -8,7 +8,12 @@ torch.cuda.set_device = lambda *args, **kwargs: None  # MMSA calls it at import 
 transformer = pytest.importorskip("MMSA.models.subNets.transformers_encoder.transformer")
 
 from modeling_msa import SemiIINConfig  # noqa: E402
-from modeling_msa.modeling_semi_iin import NUM_SPECIAL_TOKENS, SemiIINEncoder, build_attention_plans  # noqa: E402
+from modeling_msa.modeling_semi_iin import (  # noqa: E402
+    NUM_SPECIAL_TOKENS,
+    SemiIINEncoder,
+    build_attention_plans,
+    sinusoidal_positions,
+)
 
 
 def copy_mult_weights(ours: SemiIINEncoder, reference) -> None:
@@ -52,7 +57,8 @@ def test_global_branch_equals_mmsa_transformer_encoder(sinusoidal):
         expected = tokens.transpose(0, 1)  # MMSA is sequence-first
         for _ in range(2):  # CMFM.cmfm = ModuleList([cmfm1] * sharing_num): the same encoder twice
             expected = reference(expected)
-        got = ours(tokens, plan, torch.arange(length))
+        positions = sinusoidal_positions(torch.arange(length) + 1, hidden) if sinusoidal else None  # slot + 1
+        got = ours(tokens, plan, positions)
     torch.testing.assert_close(got, expected.transpose(0, 1), atol=2e-5, rtol=1e-5)
 
 
