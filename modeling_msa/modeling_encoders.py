@@ -123,6 +123,13 @@ class FrozenEncodersMixin:
             for module in self._frozen_encoders():
                 module.requires_grad_(False)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        """Loading materialises new parameters (which require gradients): freeze again once they are in."""
+        model = super().from_pretrained(*args, **kwargs)
+        model._freeze_encoders_if_configured()
+        return model
+
     def train(self, mode: bool = True):
         super().train(mode)
         if self.config.freeze_encoders:

@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from encoders import IMAGE_SIZE, TINY_BERT, minilm_path, tiny_encoder_config
+from encoders import IMAGE_SIZE, TINY_BERT, TINY_HUBERT, minilm_path, tiny_encoder_config
 from transformers import AutoConfig, AutoModel
 
 from modeling_msa import FaceCNNConfig, FaceCNNModel, SemiIINConfig, SemiIINForSentimentAnalysis
@@ -157,3 +157,24 @@ def test_transformers_image_backbones_as_vision_encoder(vision_config, size):
         together = model(**batch)
         alone = model(**sample(batch, 1))
     torch.testing.assert_close(together.logits[1], alone.logits[0], atol=1e-5, rtol=1e-4)
+
+
+def test_frozen_encoders_stay_frozen_after_from_pretrained(tmp_path):
+    """freeze_encoders survives save/load: loading builds new parameters, which would otherwise require grads."""
+
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    models = {
+        "semi_iin": SemiIINForSentimentAnalysis(tiny_encoder_config(freeze_encoders=True)),
+        "shared_private": SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+            text_config=dict(TINY_BERT), audio_config=dict(TINY_HUBERT), audio_feature_size=6,
+            vision_feature_size=5, freeze_encoders=True)),
+    }
+    for name, model in models.items():
+        model.save_pretrained(tmp_path / name)
+        loaded = type(model).from_pretrained(tmp_path / name).train()
+        frozen = list(loaded.encoders.parameters()) + list(getattr(loaded, "text_encoder", torch.nn.Module()).parameters())
+        assert frozen and not any(p.requires_grad for p in frozen), name
+        assert not loaded.encoders.training
+        assert any(p.requires_grad for n, p in loaded.named_parameters() if "encoders." not in n
+                   and not n.startswith("text_encoder.")), name
