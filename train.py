@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             cache_dir=data_args.dataset_cache_dir, **dataset_options,
         )
 
-    if self_training_args.self_training and self_training_args.unlabeled_dataset:
+    if self_training_args.unlabeled_dataset:  # SelfTrainingArguments refuses it without --self_training
         with training_args.main_process_first(desc="unlabeled dataset preparation"):
             dataset = attach_unlabeled(dataset, data_args, self_training_args)
     if self_training_args.self_training:

@@ -24,14 +24,19 @@ def file_fingerprint(*parts) -> str:
     return digest.hexdigest()[:24]
 
 
+def empty_dataset(schema: Features, split: str | None = None) -> Dataset:
+    """A typed dataset without rows (`from_list` / `from_generator` cannot type or write an empty one)."""
+    return Dataset.from_dict({name: [] for name in schema}, features=schema, split=split)
+
+
 def _generate(token: str):
     yield from _SOURCES[token]
 
 
 def _split(examples: Iterator[dict], schema: Features, split: str, staging: Path, fingerprint: str) -> Dataset:
     first = next(examples, None)
-    if first is None:  # from_generator cannot write an empty split
-        return Dataset.from_dict({name: [] for name in schema}, features=schema, split=split)
+    if first is None:
+        return empty_dataset(schema, split)
     token = uuid.uuid4().hex
     _SOURCES[token] = itertools.chain([first], examples)
     try:

@@ -17,6 +17,7 @@ from datasets import Array2D, DatasetDict, Features, Value
 from modeling_msa.msa_utils import MODALITIES
 
 from .arrow_cache import cached_dataset_dict, file_fingerprint
+from .mmsa_pickle import LABEL_RANGES
 
 logger = logging.getLogger(__name__)
 FOLD_NAMES = ("train", "validation", "test")
@@ -137,12 +138,13 @@ def load_cmu_csd(
         if not path.is_file():
             raise FileNotFoundError(f"{path} does not exist (expected a CMU-MultimodalSDK .csd file).")
     fingerprint = file_fingerprint("cmu-csd-v2", *paths, sorted((k, tuple(v)) for k, v in folds.items()))
-    dims = {modality: ComputationalSequence(features[modality]).validate() for modality in MODALITIES}
-    _validate_labels(ComputationalSequence(labels), [video for fold in folds.values() for video in fold])
-    if words:
-        ComputationalSequence(words).validate()
 
     def schema() -> Features:
+        """Validates every file first; called only when the Arrow copy is built (a cached load reads none)."""
+        dims = {modality: ComputationalSequence(features[modality]).validate() for modality in MODALITIES}
+        _validate_labels(ComputationalSequence(labels), [video for fold in folds.values() for video in fold])
+        if words:
+            ComputationalSequence(words).validate()
         columns = {"id": Value("string"), "raw_text": Value("string"), "label": Value("float32"),
                    "start": Value("float32"), "end": Value("float32")}
         for modality in MODALITIES:
@@ -194,7 +196,8 @@ def load_cmu_csd(
 
 
 def _validate_labels(sequence: ComputationalSequence, videos: list[str]) -> None:
-    """Label rows of the fold videos: one row per segment interval, finite, in [-3, 3]."""
+    """Label rows of the fold videos: one row per segment interval, finite, in MOSI/MOSEI's [-3, 3]."""
+    low, high = LABEL_RANGES["mosi"]
     available = set(sequence.videos())
     for video in videos:
         if video not in available:
@@ -214,10 +217,10 @@ def _validate_labels(sequence: ComputationalSequence, videos: list[str]) -> None
         except (TypeError, ValueError) as error:
             raise ValueError(f"{sequence.path}: video {video!r}, field features: labels must be numbers ({error}).") \
                 from error
-        bad = np.flatnonzero(~np.isfinite(values) | (np.abs(values) > 3.0))
+        bad = np.flatnonzero(~np.isfinite(values) | (values < low) | (values > high))
         if len(bad):
             raise ValueError(f"{sequence.path}: video {video!r}, field features: label {float(values[bad[0]])} of segment "
-                             f"{bad[0]} is not a finite number in [-3, 3].")
+                             f"{bad[0]} is not a finite number in [{low:g}, {high:g}].")
 
 
 def _decode(token) -> str:

@@ -35,6 +35,11 @@ def _check_layout(data, path: Path) -> None:
             raise ValueError(f"{path}: split {split!r} lacks {missing}; keys present: {sorted(part)}.")
 
 
+def _has_unimodal_labels(train: dict) -> bool:
+    """A SIMS pickle: its train split carries the unimodal labels."""
+    return all(key in train for key in UNIMODAL_KEYS.values())
+
+
 def _numeric_vector(value, path: Path, split: str, field: str) -> np.ndarray:
     try:
         vector = np.asarray(value, dtype=np.float64)
@@ -64,11 +69,13 @@ def _check_labels(vector: np.ndarray, bounds: tuple[float, float], path: Path, s
         )
 
 
-def validate_mmsa_data(data: dict, path: Path, label_range: tuple[float, float]) -> None:
+def validate_mmsa_data(data: dict, path: Path, label_range: tuple[float, float] | None = None) -> None:
     """Every check of an unpickled MMSA dict, before anything is written: layout, the rank of each field, one
-    sample count per split, the same feature size in every split, numeric finite labels in `label_range`,
-    unique ids. Errors read "<file>: split <s>, field <f>: ..."."""
+    sample count per split, the same feature size in every split, numeric finite labels in `label_range` (default
+    [-1, 1] for a pickle with SIMS unimodal labels, else [-3, 3]), unique ids. Errors read
+    "<file>: split <s>, field <f>: ..."."""
     _check_layout(data, path)
+    label_range = label_range or LABEL_RANGES["sims" if _has_unimodal_labels(data["train"]) else "mosi"]
     sizes: dict[str, tuple[str, int]] = {}
     for split in SPLITS:
         part = data[split]
@@ -165,7 +172,7 @@ def _features(train: dict) -> Features:
     if "text_bert" in train:
         columns["input_ids"] = Sequence(Value("int32"))
         columns["token_type_ids"] = Sequence(Value("int8"))
-    if all(key in train for key in UNIMODAL_KEYS.values()):
+    if _has_unimodal_labels(train):
         columns.update({column: Value("float32") for column in UNIMODAL_KEYS})
     return Features(columns)
 
@@ -188,16 +195,13 @@ def load_mmsa_pickle(
     def data() -> dict:
         if not loaded:
             content = safe_load_pickle(path)
-            _check_layout(content, path)
-            sims = all(key in content["train"] for key in UNIMODAL_KEYS.values())
-            validate_mmsa_data(content, path, label_range or LABEL_RANGES["sims" if sims else "mosi"])
+            validate_mmsa_data(content, path, label_range)
             loaded["data"] = content
         return loaded["data"]
 
     def examples(split_name: str):
         split = next(key for key, name in SPLITS.items() if name == split_name)
-        sims = all(key in data()["train"] for key in UNIMODAL_KEYS.values())
-        yield from _examples(data(), path, split, sims)
+        yield from _examples(data(), path, split, _has_unimodal_labels(data()["train"]))
 
     dataset = cached_dataset_dict(
         "mmsa_pickle", file_fingerprint("mmsa-pickle-v2", path, label_range), list(SPLITS.values()),

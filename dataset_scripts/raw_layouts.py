@@ -14,6 +14,8 @@ import numpy as np
 
 from datasets import Dataset, DatasetDict, Features, Value
 
+from .arrow_cache import empty_dataset
+
 logger = logging.getLogger(__name__)
 LABEL_CSV_COLUMNS = ("video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode")
 MODE_TO_SPLIT = {"train": "train", "valid": "validation", "validation": "validation", "test": "test"}
@@ -139,21 +141,23 @@ def _seconds(element, attribute: str, source: Path) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{source}: element {element.get(NITE_ID) or element.tag!r}, field {attribute}: "
-                         f"{value!r} is not a time in seconds.") from None
-    if not np.isfinite(seconds) or seconds < 0:
+        seconds = float("nan")
+    if not (np.isfinite(seconds) and seconds >= 0):
         raise ValueError(f"{source}: element {element.get(NITE_ID) or element.tag!r}, field {attribute}: "
                          f"{value!r} is not a time in seconds.")
     return seconds
 
 
+def _xml_root(path: Path):
+    try:
+        return ElementTree.parse(path).getroot()
+    except ElementTree.ParseError as error:
+        raise ValueError(f"{path} is not valid NXT XML ({error}).") from error
+
+
 def _words(words_file: Path) -> list[tuple[float, float, str]]:
     words = []
-    try:
-        root = ElementTree.parse(words_file).getroot()
-    except ElementTree.ParseError as error:
-        raise ValueError(f"{words_file} is not valid NXT XML ({error}).") from error
-    for element in root:
+    for element in _xml_root(words_file):
         if element.tag == "w" and element.get("starttime") and element.get("endtime"):
             words.append((_seconds(element, "starttime", words_file), _seconds(element, "endtime", words_file),
                           (element.text or "").strip()))
@@ -197,22 +201,18 @@ def load_ami(
         meeting, speaker = segments_file.name.split(".")[:2]
         if meetings is not None and meeting not in meetings:
             continue
-        channel = ord(speaker) - ord("A")
-        audio = corpus_dir / meeting / "audio" / f"{meeting}.Headset-{channel}.wav"
-        video = corpus_dir / meeting / "video" / f"{meeting}.Closeup{channel + 1}.avi"
-        words_file = annotations_dir / "words" / f"{meeting}.{speaker}.words.xml"
         try:
-            if len(speaker) != 1 or not "A" <= speaker <= "Z":
+            if len(speaker) != 1 or not "A" <= speaker <= "Z":  # before `ord(speaker)` below
                 raise ValueError(f"{segments_file}: expected <meeting>.<speaker letter>.segments.xml, got speaker "
                                  f"{speaker!r}.")
+            channel = ord(speaker) - ord("A")
+            audio = corpus_dir / meeting / "audio" / f"{meeting}.Headset-{channel}.wav"
+            video = corpus_dir / meeting / "video" / f"{meeting}.Closeup{channel + 1}.avi"
+            words_file = annotations_dir / "words" / f"{meeting}.{speaker}.words.xml"
             for path in (audio, video, words_file):
                 if not path.is_file():
                     raise FileNotFoundError(f"{path} does not exist (AMI speaker {speaker} of {meeting}).")
-            try:
-                root = ElementTree.parse(segments_file).getroot()
-            except ElementTree.ParseError as error:
-                raise ValueError(f"{segments_file} is not valid NXT XML ({error}).") from error
-            spans, words = _segments(root, segments_file, min_duration), _words(words_file)
+            spans, words = _segments(_xml_root(segments_file), segments_file, min_duration), _words(words_file)
         except (FileNotFoundError, ValueError) as error:
             if on_error == "error":
                 raise
@@ -236,6 +236,4 @@ def load_ami(
     features = Features({"id": Value("string"), "raw_text": Value("string"), "audio_path": Value("string"),
                          "video_path": Value("string"), "start": Value("float32"), "end": Value("float32"),
                          "meeting": Value("string"), "speaker": Value("string"), "label": Value("float32")})
-    if not clips:  # from_list cannot type an empty list
-        return DatasetDict({"unlabeled": Dataset.from_dict({name: [] for name in features}, features=features)})
-    return DatasetDict({"unlabeled": Dataset.from_list(clips, features=features)})
+    return DatasetDict({"unlabeled": Dataset.from_list(clips, features=features) if clips else empty_dataset(features)})

@@ -75,17 +75,18 @@ class EndpointHandler:
                                f"{type(inputs).__name__}; {EXPECTED}.")
         if not inputs:
             raise RequestError("inputs is empty: send the bytes of a video file.")
-        if len(inputs) > self.max_bytes:
-            raise RequestError(f"the video is {len(inputs)} bytes, above this endpoint's limit of {self.max_bytes} "
-                               "bytes (MSA_HANDLER_MAX_BYTES): send a shorter or smaller clip.")
+        self._check_size(len(inputs))
         return bytes(inputs), text
+
+    def _check_size(self, size: int, about: bool = False) -> None:
+        if size > self.max_bytes:
+            raise RequestError(f"the video is {'about ' if about else ''}{size} bytes, above this endpoint's limit of "
+                               f"{self.max_bytes} bytes (MSA_HANDLER_MAX_BYTES): send a shorter or smaller clip.")
 
     def _decode_base64(self, value: str) -> bytes:
         if value.startswith("data:") and "," in value:  # a data URL: data:video/mp4;base64,....
             value = value.split(",", 1)[1]
-        if len(value) * 3 // 4 > self.max_bytes:
-            raise RequestError(f"the video is about {len(value) * 3 // 4} bytes, above this endpoint's limit of "
-                               f"{self.max_bytes} bytes (MSA_HANDLER_MAX_BYTES): send a shorter or smaller clip.")
+        self._check_size(len(value) * 3 // 4, about=True)  # before decoding it
         try:
             return base64.b64decode(value, validate=True)
         except (binascii.Error, ValueError):

@@ -14,10 +14,6 @@ SENTIMENT_CLASSES = (
 )
 
 
-def _conv_output(length: int, kernel: int, stride: int, padding: int) -> int:
-    return max(0, (length + 2 * padding - kernel) // stride + 1)
-
-
 def model_input_limits(model) -> dict:
     """The longest inputs `model` accepts, as `MSAProcessor` call caps: `max_text_length` (Semi-IIN text slots and
     the text encoder's positions), `max_audio_samples` (16 kHz samples whose encoder frames still fit Semi-IIN's
@@ -35,14 +31,14 @@ def model_input_limits(model) -> dict:
         limits["max_frames"] = config.max_vision_tokens
     encoders = getattr(model, "encoders", None)
     encoder = encoders["audio"] if encoders is not None and "audio" in encoders else None
-    if getattr(config, "max_audio_tokens", None) and encoder is not None and hasattr(
-        encoder, "_get_feat_extract_output_lengths"
+    # Semi-IIN's audio Conv1d stack, which knows its own output lengths
+    projection = getattr(getattr(getattr(model, "semi_iin", None), "embeddings", None), "audio_projection", None)
+    if getattr(config, "max_audio_tokens", None) and hasattr(encoder, "_get_feat_extract_output_lengths") and hasattr(
+        projection, "output_lengths"
     ):
         def tokens(samples: int) -> int:
-            frames = int(encoder._get_feat_extract_output_lengths(torch.tensor(samples)))
-            for kernel, stride, padding in zip(config.audio_kernel_sizes, config.audio_strides, config.audio_paddings):
-                frames = _conv_output(frames, kernel, stride, padding)
-            return frames
+            frames = encoder._get_feat_extract_output_lengths(torch.tensor([samples]))
+            return int(projection.output_lengths(frames)[0])
 
         low, high = 1, 1 << 34  # largest sample count whose tokens fit: tokens() is non-decreasing
         while low < high:

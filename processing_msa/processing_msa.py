@@ -119,9 +119,8 @@ class MSAProcessor(ProcessorMixin):
         if not len(texts) == len(audios) == len(clips):
             raise ValueError(f"Batch sizes differ: {len(texts)} texts, {len(audios)} waveforms, {len(clips)} clips.")
 
-        text_caps = [n for n in (self.max_text_length, max_text_length) if n is not None]
-        text_cap = min(text_caps) if text_caps else None
-        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=text_cap,
+        encoded = self.tokenizer(texts, padding=True, truncation=True,
+                                 max_length=_tightest(self.max_text_length, max_text_length),
                                  return_tensors=return_tensors)
         encoded = dict(encoded)
         encoded.update(self._audio_inputs(audios, sampling_rate or self.sampling_rate, max_audio_samples))
@@ -129,6 +128,8 @@ class MSAProcessor(ProcessorMixin):
         return BatchFeature(encoded, tensor_type=return_tensors)
 
     def _audio_inputs(self, audios: list[np.ndarray], sampling_rate: int, max_samples: int | None = None) -> dict:
+        seconds_cap = None if self.max_audio_seconds is None else int(self.max_audio_seconds * self.sampling_rate)
+        cap = _tightest(seconds_cap, max_samples)
         waveforms = []
         for index, waveform in enumerate(audios):
             waveform = np.asarray(waveform, dtype=np.float32)
@@ -140,19 +141,14 @@ class MSAProcessor(ProcessorMixin):
                 from scipy.signal import resample_poly
 
                 waveform = resample_poly(waveform, self.sampling_rate, sampling_rate).astype(np.float32)
-            if self.max_audio_seconds is not None:
-                waveform = waveform[: int(self.max_audio_seconds * self.sampling_rate)]
-            if max_samples is not None:
-                waveform = waveform[:max_samples]
-            waveforms.append(waveform)
+            waveforms.append(waveform[:cap])
         audio = self.feature_extractor(waveforms, sampling_rate=self.sampling_rate, padding=True,
                                        return_attention_mask=True, return_tensors="np")
         return {"input_values": audio["input_values"], "waveform_attention_mask": audio["attention_mask"].astype(np.int64)}
 
     def _frame_inputs(self, clips: list[np.ndarray], max_frames: int | None = None) -> dict:
         processed = []
-        caps = [n for n in (self.max_frames, max_frames) if n is not None]
-        cap = min(caps) if caps else None
+        cap = _tightest(self.max_frames, max_frames)
         for index, clip in enumerate(clips):
             clip = np.asarray(clip)
             if clip.ndim != 4 or clip.shape[0] == 0 or clip.shape[-1] != 3:
@@ -175,6 +171,12 @@ class MSAProcessor(ProcessorMixin):
     def model_input_names(self) -> list[str]:
         return [*self.tokenizer.model_input_names, "input_values", "waveform_attention_mask", "pixel_values",
                 "frame_attention_mask"]
+
+
+def _tightest(*caps: int | None) -> int | None:
+    """The smallest of the caps that are set (None when none is)."""
+    caps = [cap for cap in caps if cap is not None]
+    return min(caps) if caps else None
 
 
 __all__ = ["MSAProcessor"]

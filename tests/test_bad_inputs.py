@@ -401,3 +401,15 @@ def test_multiseed_rejects_repeated_seeds_and_reruns_an_unreadable_result(tmp_pa
     monkeypatch.setattr(multiseed.subprocess, "run", fake_train)
     report = multiseed.run_seeds([3], ["--output_dir", str(tmp_path)])
     assert report["results"] == {3: {"MAE": 0.7}} and report["failures"] == {}
+
+
+def test_an_ami_segments_file_without_a_speaker_letter_names_the_file(tmp_path):
+    from dataset_scripts import load_ami
+
+    (tmp_path / "segments").mkdir()
+    bad = tmp_path / "segments" / "ES2007b.BB.segments.xml"
+    bad.write_text('<nite:root xmlns:nite="http://nite.sourceforge.net/"/>')
+    with pytest.raises(ValueError, match=r"ES2007b.BB.segments.xml: expected <meeting>.<speaker letter>.segments.xml, "
+                                         r"got speaker 'BB'"):
+        load_ami(tmp_path / "amicorpus", tmp_path)
+    assert len(load_ami(tmp_path / "amicorpus", tmp_path, on_error="skip")["unlabeled"]) == 0

@@ -5,7 +5,6 @@ import pyarrow.compute as pc
 import torch
 from datasets import Dataset, DatasetDict
 
-from dataset_scripts.loading import read_labels  # noqa: F401  (the one label reader, re-exported here)
 from modeling_msa.msa_utils import MODALITIES, conv_output_lengths
 
 

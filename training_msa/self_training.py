@@ -24,10 +24,10 @@ from datasets import Dataset, Value, concatenate_datasets
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.trainer_utils import IntervalStrategy
 
+from dataset_scripts.loading import read_labels
 from modeling_msa.msa_utils import intensity_to_class
 
 from .checkpoints import last_complete_checkpoint
-from .data import read_labels
 from .trainer import MSATrainer, MSATrainingArguments
 
 logger = logging.getLogger(__name__)

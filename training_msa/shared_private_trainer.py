@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 import torch
 from transformers import Trainer
 
+from dataset_scripts.loading import read_labels
 from modeling_msa.msa_utils import MODALITIES
 
-from .data import read_labels
 from .trainer import MSATrainer, MSATrainingArguments
 from .ulgm import UnimodalLabelBank
 
@@ -101,7 +101,7 @@ class SharedPrivateTrainer(MSATrainer):
         return loss
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        inputs.pop("sample_index", None)  # evaluation batches carry it too; only training uses the bank
+        inputs.pop("sample_index", None)  # the model takes no index (training_step has used it for the bank)
         outputs = model(**inputs)
         if model.training:
             self._batch_features = outputs.features  # handed to `training_step`'s bank step

@@ -93,9 +93,9 @@ class UnimodalLabelBank:
     def step(self, mode_features: dict[str, torch.Tensor], indexes: torch.Tensor, epoch: int) -> None:
         """One training batch in Self-MM's order (labels from epoch 2 on, features, centres), gathering across
         ranks once."""
-        features, indexes = self._gathered(mode_features, indexes)
-        if epoch < 1:
+        if epoch < 1:  # before the gather: a bad argument must not leave other ranks waiting in a collective
             raise ValueError(f"epoch counts from 1, got {epoch}.")
+        features, indexes = self._gathered(mode_features, indexes)
         if epoch > 1:
             self._move_labels(features, indexes, epoch)
         self._store_features(features, indexes)
