@@ -5,6 +5,7 @@ evaluates on the test split, prints the metric table and writes a Hub-ready fold
 `<output_dir>/model`. Paper recipes live in `configs/*.yaml`.
 """
 
+import argparse
 import dataclasses
 import logging
 import shlex
@@ -12,32 +13,37 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from datasets import DatasetDict
-from transformers import AutoConfig, HfArgumentParser, set_seed
+from transformers import HfArgumentParser, TrainingArguments
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
-from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig, load_msa_dataset
-from modeling_msa import (
-    MODALITIES,
+from dataset_scripts import SUPPORTED_DATASETS, SyntheticMSAConfig
+from modeling_msa.configuration_semi_iin import (
+    ATTENTION_MODES,
+    ENCODER_STYLES,
+    FUSION_MODES,
+    INITIALIZATIONS,
     SemiIINConfig,
-    SemiIINForSentimentAnalysis,
-    SharedPrivateConfig,
-    SharedPrivateForSentimentAnalysis,
 )
-from training_msa import MSATrainer, MSATrainingArguments, SharedPrivateTrainer, SharedPrivateTrainingArguments
+from modeling_msa.configuration_shared_private import TEXT_INPUTS, UNIMODAL_WEIGHTINGS, SharedPrivateConfig
 from training_msa.arguments import config_arguments, overrides, own_fields
-from training_msa.data import feature_dims, max_frames, model_token_limits
-from training_msa.export import save_hub_ready
-from training_msa.runtime import use_all_cpu_threads_when_alone
-from training_msa.self_training import SelfTrainingArguments, run_self_training, subsample_labeled
+from training_msa.training_args import (
+    METRIC_PROFILES,
+    MSATrainingArguments,
+    SelfTrainingArguments,
+    SharedPrivateTrainingArguments,
+    trainer_help,
+)
 
+# Heavy modules (datasets, the models, Trainer, scikit-learn, matplotlib) are imported where they are used, so
+# `train.py --help` answers in a few seconds.
 logger = logging.getLogger("train")
-# name -> (config factory, model class, trainer class)
-MODELS = {
-    "semi_iin": (SemiIINConfig, SemiIINForSentimentAnalysis, MSATrainer),
-    "shared_private": (SharedPrivateConfig, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
-    "self_mm": (SharedPrivateConfig.self_mm, SharedPrivateForSentimentAnalysis, SharedPrivateTrainer),
+# name -> config factory; the model and trainer classes are looked up by `model_classes` when training starts.
+CONFIG_FACTORIES = {
+    "semi_iin": SemiIINConfig,
+    "shared_private": SharedPrivateConfig,
+    "self_mm": SharedPrivateConfig.self_mm,
 }
+MODELS = tuple(sorted(CONFIG_FACTORIES))
 # Flags that only some models read: (models, dataclass, field names). Any other model refuses them when set.
 SCOPED_FLAGS = (
     (("shared_private", "self_mm"), SharedPrivateTrainingArguments,
@@ -46,17 +52,34 @@ SCOPED_FLAGS = (
     (("semi_iin",), SelfTrainingArguments,
      tuple(f.name for f in dataclasses.fields(SelfTrainingArguments) if not f.name.startswith("label_fraction"))),
 )
-DATA_DERIVED = ("text_feature_size", "audio_feature_size", "vision_feature_size", "text_input", "text_config")
+# Set from the data (feature sizes) or by code (bundled encoders' sub-configs), not by flags.
+DATA_DERIVED = ("text_feature_size", "audio_feature_size", "vision_feature_size", "text_input", "text_config",
+                "audio_config", "vision_config")
+CONFIG_CHOICES = {"attention_mode": ATTENTION_MODES, "encoder_style": ENCODER_STYLES, "fusion": FUSION_MODES,
+                  "initialization": INITIALIZATIONS, "text_input": TEXT_INPUTS,
+                  "unimodal_loss_weighting": UNIMODAL_WEIGHTINGS}
+# The embedded default keeps MOSI's feature sizes but 100 vision frames so the CPU job takes minutes.
+EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
 
-ModelConfigArguments = config_arguments((SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED)
-SyntheticArguments = config_arguments((SyntheticMSAConfig,), "SyntheticArguments", prefix="synthetic_")
+ModelConfigArguments = config_arguments(
+    (SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED,
+    labels={SemiIINConfig: "semi_iin", SharedPrivateConfig: "shared_private"}, choices=CONFIG_CHOICES,
+    group="Model hyper-parameters (unset: the model's own default, shown per model; self_mm = shared_private "
+          "without alignment, tanh-weighted unimodal losses)",
+)
+SyntheticArguments = config_arguments(
+    (SyntheticMSAConfig,), "SyntheticArguments", prefix="synthetic_", defaults=EMBEDDED_SYNTHETIC_DEFAULTS,
+    group="Embedded synthetic dataset (--dataset_name synthetic)",
+)
 
 
 @dataclass
 class ModelArguments:
-    model: str = field(default="semi_iin", metadata={"help": f"One of {sorted(MODELS)}."})
+    _argument_group_name = "Model"
+    model: str = field(default="semi_iin", metadata={"help": "Which model to train.", "choices": list(MODELS)})
     model_name_or_path: str | None = field(
-        default=None, metadata={"help": "Start from a saved msa-hub folder instead of a fresh model."}
+        default=None, metadata={"help": "Start from a saved msa-hub folder instead of a fresh model. A folder with "
+                                        "bundled encoders and a processor is published pipeline-ready."}
     )
     text_encoder: str | None = field(
         default=None,
@@ -67,46 +90,103 @@ class ModelArguments:
 
 @dataclass
 class DataArguments:
-    dataset_name: str = field(default="synthetic", metadata={"help": f"One of {SUPPORTED_DATASETS}."})
+    _argument_group_name = "Data"
+    dataset_name: str = field(default="synthetic", metadata={"help": "Corpus to read.",
+                                                             "choices": list(SUPPORTED_DATASETS)})
     data_dir: str | None = field(default=None, metadata={"help": "Folder of the corpus on disk."})
-    dataset_setting: str = field(default="unaligned", metadata={"help": "MMSA pickle setting: aligned/unaligned."})
+    dataset_setting: str = field(default="unaligned", metadata={"help": "MMSA pickle setting.",
+                                                                "choices": ["aligned", "unaligned"]})
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache of the `datasets` Arrow files."})
+    examples_dir: str | None = field(
+        default=None, metadata={"help": "Example clips (examples.json + videos) bundled into the published folder "
+                                        "for the demo."},
+    )
 
 
 @dataclass
 class TrainScriptArguments(SharedPrivateTrainingArguments):
     """Defaults of the embedded job; configs/*.yaml hold the paper recipes."""
 
-    output_dir: str | None = field(default="outputs/semi-iin-synthetic")
-    metrics_profile: str = field(default="synthetic")
-    learning_rate: float = field(default=1e-3)
-    num_train_epochs: float = field(default=6.0)
+    _argument_group_name = "Training (--help_all lists every TrainingArguments flag)"
+    output_dir: str | None = field(default="outputs/semi-iin-synthetic", metadata={
+        "help": "Checkpoints, plots and (in <output_dir>/model) the Hub-ready folder."})
+    metrics_profile: str = field(default="synthetic", metadata={
+        "help": "Metric definitions of the evaluation.", "choices": list(METRIC_PROFILES)})
+    learning_rate: float = field(default=1e-3, metadata=trainer_help("learning_rate"))
+    num_train_epochs: float = field(default=6.0, metadata=trainer_help("num_train_epochs"))
     # The quick CPU job anneals its 10x larger learning rate to 0 and clips gradients (Trainer's defaults); the
     # recipes in configs/ use the papers' constant rate without clipping.
-    lr_scheduler_type: str = field(default="linear")
-    max_grad_norm: float = field(default=1.0)
-    eval_strategy: IntervalStrategy | str = field(default="epoch")
-    save_strategy: SaveStrategy | str = field(default="epoch")
-    save_total_limit: int | None = field(default=2)
-    load_best_model_at_end: bool = field(default=True)
-    metric_for_best_model: str | None = field(default="MAE")
-    greater_is_better: bool | None = field(default=False)
-    logging_steps: float = field(default=10)
-    seed: int = field(default=42)
+    lr_scheduler_type: str = field(default="linear", metadata=trainer_help("lr_scheduler_type"))
+    max_grad_norm: float = field(default=1.0, metadata=trainer_help("max_grad_norm"))
+    eval_strategy: IntervalStrategy | str = field(default="epoch", metadata=trainer_help("eval_strategy"))
+    save_strategy: SaveStrategy | str = field(default="epoch", metadata=trainer_help("save_strategy"))
+    save_total_limit: int | None = field(default=2, metadata=trainer_help("save_total_limit"))
+    load_best_model_at_end: bool = field(default=True, metadata=trainer_help("load_best_model_at_end"))
+    metric_for_best_model: str | None = field(default="MAE", metadata=trainer_help("metric_for_best_model"))
+    greater_is_better: bool | None = field(default=False, metadata=trainer_help("greater_is_better"))
+    logging_steps: float = field(default=10, metadata=trainer_help("logging_steps"))
+    seed: int = field(default=42, metadata=trainer_help("seed"))
 
 
-# The embedded default keeps MOSI's feature sizes but 100 vision frames so the CPU job takes minutes.
-EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
+SelfTrainingArguments._argument_group_name = "Semi-IIN self-training (Algorithm 1)"
+# The TrainingArguments flags --help shows (the others, and the --flag-with-dashes spellings, under --help_all).
+COMMON_TRAINING_FLAGS = {
+    "output_dir", "num_train_epochs", "max_steps", "learning_rate", "weight_decay", "per_device_train_batch_size",
+    "per_device_eval_batch_size", "gradient_accumulation_steps", "lr_scheduler_type", "warmup_steps",
+    "max_grad_norm", "seed", "eval_strategy", "save_strategy", "save_total_limit", "load_best_model_at_end",
+    "metric_for_best_model", "greater_is_better", "logging_steps", "report_to", "logging_dir",
+    "resume_from_checkpoint", "bf16", "use_cpu", "dataloader_num_workers", "torch_compile", "push_to_hub",
+    "hub_model_id", "disable_tqdm",
+}
+HELP_ALL = "--help_all"
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """argparse's "(default: X)" suffix, except on flags whose help states the real default themselves."""
+
+    def _get_help_string(self, action):
+        return action.help if getattr(action, "states_its_default", False) else super()._get_help_string(action)
+
+
+def build_parser(show_all: bool = False) -> HfArgumentParser:
+    """The parser of every flag. `--help` lists this script's flags and the common training ones, each once, with
+    its real default and allowed values; `--help_all` adds every other TrainingArguments flag."""
+    parser = HfArgumentParser(
+        (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, SelfTrainingArguments,
+         TrainScriptArguments),
+        formatter_class=HelpFormatter,
+        usage="train.py [RECIPE.yaml] [--flag value ...]   (train.py --help_all: every flag)",
+        description="Train an msa-hub model. Usage: train.py [RECIPE.yaml] [--flag value ...] (flags override the "
+                    "recipe). With no arguments: Semi-IIN on the embedded synthetic dataset.",
+        epilog=f"{HELP_ALL}: also list the other TrainingArguments flags. Recipes: configs/*.yaml.",
+    )
+    training_fields = {f.name for f in dataclasses.fields(TrainingArguments)}
+    # msa-hub's own training flags and the ones this script re-defaults
+    script_training_flags = ({f.name for f in dataclasses.fields(TrainScriptArguments)} - training_fields) | set(
+        TrainScriptArguments.__annotations__)
+    unset_means_default = {f.name for cls in (ModelConfigArguments, SyntheticArguments) for f in dataclasses.fields(cls)}
+    for action in parser._actions:
+        if action.dest in unset_means_default:
+            action.help = action.help.replace("%", "%%")  # states the model's real default: no "(default: None)"
+            action.states_its_default = True
+        if show_all:
+            continue
+        if action.option_strings and action.option_strings[0].startswith("--no_") or (
+            action.dest in training_fields and action.dest not in COMMON_TRAINING_FLAGS | script_training_flags
+        ):
+            action.help = argparse.SUPPRESS
+        action.option_strings = [o for o in action.option_strings if "-" not in o[2:]] or action.option_strings
+    return parser
 
 
 def parse_arguments(argv: list[str]):
-    parser = HfArgumentParser(
-        (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, SelfTrainingArguments,
-         TrainScriptArguments)
-    )
+    show_all = HELP_ALL in argv
+    if show_all:
+        argv = [a for a in argv if a != HELP_ALL] + ["--help"]
+    parser = build_parser(show_all)
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         # A recipe file, then flags that override it: `train.py configs/semi_iin.yaml --num_train_epochs 1`.
-        return parser.parse_args_into_dataclasses(args=recipe_arguments(Path(argv[0])) + argv[1:])
+        argv = recipe_arguments(Path(argv[0])) + argv[1:]
     return parser.parse_args_into_dataclasses(args=argv)
 
 
@@ -143,9 +223,9 @@ def print_table(title: str, metrics: dict[str, float]) -> None:
 def check_model_arguments(model_args, config_args, *other_arguments) -> None:
     """Fail before any data is read when a flag does not belong to the chosen model: a config hyper-parameter of
     another model, or a training flag (`SCOPED_FLAGS`) set away from its default that only other models read."""
-    if model_args.model not in MODELS:
-        raise SystemExit(f"--model {model_args.model!r}: expected one of {sorted(MODELS)}.")
-    config_class = MODELS[model_args.model][1].config_class
+    if model_args.model not in CONFIG_FACTORIES:
+        raise SystemExit(f"--model {model_args.model!r}: expected one of {list(MODELS)}.")
+    config_class = SemiIINConfig if model_args.model == "semi_iin" else SharedPrivateConfig
     unknown = set(overrides(config_args)) - {f.name for f in own_fields(config_class)}
     if unknown:
         raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
@@ -162,19 +242,63 @@ def check_model_arguments(model_args, config_args, *other_arguments) -> None:
                              f"--model {model_args.model} does not read.")
 
 
-def publish(model, metrics, data_args, training_args, argv) -> None:
-    """The Hub-ready folder `<output_dir>/model` with the test metrics and the command that made it."""
+def model_classes(name: str):
+    """(model class, trainer class) of `--model name`."""
+    from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateForSentimentAnalysis
+    from training_msa import MSATrainer, SharedPrivateTrainer
+
+    if name == "semi_iin":
+        return SemiIINForSentimentAnalysis, MSATrainer
+    return SharedPrivateForSentimentAnalysis, SharedPrivateTrainer
+
+
+def saved_processor(model, model_args):
+    """The processor saved beside `--model_name_or_path` when the model bundles every encoder (then the published
+    folder is pipeline-ready), else None."""
+    folder = model_args.model_name_or_path
+    if not folder or not (Path(folder) / "processor_config.json").is_file():
+        return None
+    if len(getattr(model.config, "encoder_modalities", ())) != 3:
+        return None
+    from transformers import AutoProcessor
+
+    import processing_msa  # noqa: F401  (registers the processor)
+
+    return AutoProcessor.from_pretrained(folder)
+
+
+def publish(model, metrics, data_args, model_args, training_args, argv, plots=()) -> None:
+    """The Hub-ready folder `<output_dir>/model` with the test metrics, the pictures and the command that made it."""
+    from training_msa.export import save_hub_ready
+
     folder = save_hub_ready(
         model, Path(training_args.output_dir) / "model", metrics=metrics, dataset_name=data_args.dataset_name,
         metrics_profile=training_args.metrics_profile, command="accelerate launch train.py " + shlex.join(argv),
         extra_files={"training_args.json": training_args.to_json_string()},
+        processor=saved_processor(model, model_args), plots=list(plots), examples_dir=data_args.examples_dir,
+        model_name=Path(training_args.output_dir).resolve().name,
     )
     print(f"\nHub-ready model folder: {folder}")
 
 
+def write_plots(trainer, test_dataset) -> list[Path]:
+    """The run's pictures in `<output_dir>/plots` (learning curves, test predictions, confusion matrix, gates)."""
+    from training_msa.plots import collect_test_outputs, write_training_plots
+
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    outputs = collect_test_outputs(model, test_dataset, trainer.data_collator, trainer.args.per_device_eval_batch_size)
+    metric = (trainer.args.metric_for_best_model or "MAE").removeprefix("eval_")
+    return write_training_plots(Path(trainer.args.output_dir) / "plots", trainer.state.log_history, outputs, metric)
+
+
 def build_model(model_args, config_args, dataset, training_args):
     """A fresh model sized to the dataset (or a saved one), with the config flags that were set."""
-    config_factory, model_class, _ = MODELS[model_args.model]
+    from transformers import AutoConfig
+
+    from training_msa.data import feature_dims, max_frames, model_token_limits
+
+    config_factory = CONFIG_FACTORIES[model_args.model]
+    model_class, _ = model_classes(model_args.model)
     config_class = model_class.config_class
     flags = overrides(config_args)
     if model_args.model_name_or_path:
@@ -203,6 +327,12 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_model_arguments(model_args, config_args, self_training_args, training_args)
+    from transformers import set_seed
+
+    from dataset_scripts import load_msa_dataset
+    from training_msa.runtime import use_all_cpu_threads_when_alone
+    from training_msa.self_training import subsample_labeled
+
     use_all_cpu_threads_when_alone()
     set_seed(training_args.seed)
 
@@ -226,7 +356,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model = build_model(model_args, config_args, dataset, training_args)
     logger.info("Model %s with %.2fM parameters", model_args.model, model.num_parameters() / 1e6)
 
-    trainer = MODELS[model_args.model][2](
+    trainer = model_classes(model_args.model)[1](
         model=model, args=training_args, train_dataset=train_dataset, eval_dataset=dataset["validation"]
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
@@ -235,13 +365,21 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if trainer.is_world_process_zero():
         print_table(f"Test metrics ({data_args.dataset_name}, {model_args.model})", metrics)
-        publish(trainer.accelerator.unwrap_model(trainer.model), metrics, data_args, training_args, argv)
+        plots = write_plots(trainer, dataset["test"])
+        publish(trainer.accelerator.unwrap_model(trainer.model), metrics, data_args, model_args, training_args, argv,
+                plots)
     return metrics
 
 
-def attach_unlabeled(dataset: DatasetDict, data_args, self_training_args) -> DatasetDict:
+def attach_unlabeled(dataset, data_args, self_training_args):
     """`dataset` with `--unlabeled_dataset`'s samples as its `--unlabeled_split` (e.g. AMI clips for MOSI), after
     checking that both sets were extracted with the same encoders (same feature sizes)."""
+    from datasets import DatasetDict
+
+    from dataset_scripts import load_msa_dataset
+    from modeling_msa import MODALITIES
+    from training_msa.data import feature_dims
+
     name, folder, split = (self_training_args.unlabeled_dataset, self_training_args.unlabeled_data_dir,
                            self_training_args.unlabeled_split)
     source = load_msa_dataset(name, data_dir=folder, cache_dir=data_args.dataset_cache_dir)
@@ -271,6 +409,8 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
     split = self_training_args.unlabeled_split
     if split not in dataset:
         raise SystemExit(f"--self_training: the dataset has no {split!r} split (splits: {sorted(dataset)}).")
+    from training_msa.self_training import run_self_training
+
     results = run_self_training(
         lambda: build_model(model_args, config_args, dataset, training_args),
         dataset["train"], dataset[split], training_args, self_training_args,
@@ -284,10 +424,25 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
         if result.pseudo_label_counts is not None:
             print(f"pseudo-labels kept per class: {result.pseudo_label_counts}")
     final = results[-1]
-    model = MODELS[model_args.model][1].from_pretrained(final.model_dir)
-    publish(model, final.test_metrics, data_args, training_args, argv)
+    model = model_classes(model_args.model)[0].from_pretrained(final.model_dir)
+    publish(model, final.test_metrics, data_args, model_args, training_args, argv)
     return final.test_metrics
 
 
+def run() -> None:
+    """The command line: Ctrl-C ends with one line (and exit status 130) instead of a traceback."""
+    try:
+        main()
+    except KeyboardInterrupt:
+        print("\ntrain.py: interrupted. Checkpoints written so far stay in the output folder; continue with "
+              "--resume_from_checkpoint last.", file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        import torch.distributed
+
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()  # a clean exit of every rank (no gloo abort at shutdown)
+
+
 if __name__ == "__main__":
-    main()
+    run()

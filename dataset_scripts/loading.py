@@ -8,9 +8,9 @@ from datasets import DatasetDict
 from .cmu_csd import load_cmu_csd, standard_folds
 from .mmsa_pickle import LABEL_RANGES, load_mmsa_pickle
 from .raw_layouts import load_ami, load_label_csv_layout
+from .names import SUPPORTED_DATASETS
 from .synthetic import SyntheticMSAConfig, make_synthetic_dataset
 
-SUPPORTED_DATASETS = ("synthetic", "mosi", "mosei", "sims", "ami", "custom")
 SETTINGS = ("aligned", "unaligned")
 
 

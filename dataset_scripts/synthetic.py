@@ -12,7 +12,6 @@ needs audio and vision together: no single modality suffices. Lengths vary per s
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from datasets import Array2D, Dataset, DatasetDict, Features, Value
 
 from modeling_msa.msa_utils import MODALITIES
 
@@ -54,7 +53,9 @@ class SyntheticMSAConfig:
         }
 
 
-def synthetic_features(config: SyntheticMSAConfig) -> Features:
+def synthetic_features(config: SyntheticMSAConfig):
+    from datasets import Array2D, Features, Value  # on use: `datasets` costs ~1 s of start-up (train.py --help)
+
     return Features({
         "id": Value("string"),
         "raw_text": Value("string"),
@@ -115,8 +116,10 @@ def generate_synthetic_examples(config_dict: dict, split: str):
         yield example
 
 
-def make_synthetic_dataset(config: SyntheticMSAConfig | None = None, cache_dir: str | None = None) -> DatasetDict:
+def make_synthetic_dataset(config: SyntheticMSAConfig | None = None, cache_dir: str | None = None):
     """Build (or reuse from the `datasets` cache) the synthetic DatasetDict: train/validation/test/unlabeled."""
+    from datasets import Dataset, DatasetDict
+
     config = config or SyntheticMSAConfig()
     features = synthetic_features(config)
     splits = {}

@@ -139,6 +139,9 @@ class FrozenEncodersMixin:
 
 
 RAW_INPUTS = {"text": "input_ids", "audio": "input_values", "vision": "pixel_values"}
+# Every raw-input argument of the fusion models (the main inputs above and their masks).
+RAW_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "input_values", "waveform_attention_mask",
+                   "pixel_values", "frame_attention_mask")
 
 
 def encode_raw_inputs(
@@ -178,6 +181,7 @@ def encode_raw_inputs(
 __all__ = [
     "FrozenEncodersMixin",
     "RAW_INPUTS",
+    "RAW_INPUT_NAMES",
     "encode_raw_inputs",
     "build_encoder",
     "encode_audio",

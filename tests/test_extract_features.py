@@ -84,7 +84,7 @@ def test_extraction_writes_features_and_resumes(model_dir, custom_folder, tmp_pa
 
 
 def test_train_script_on_extracted_features(model_dir, custom_folder, tmp_path):
-    from test_training import run_train_script
+    from train_runner import run_train_script
 
     extraction.extract_features(str(custom_folder), str(tmp_path / "features"), str(model_dir), progress=False)
     stdout = run_train_script(

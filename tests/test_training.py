@@ -1,13 +1,13 @@
 import json
 import math
-import subprocess
-import sys
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from conftest import tiny_semi_iin_config
+from train_runner import run_train_script, train_script
 from dataset_scripts import SyntheticMSAConfig, make_synthetic_dataset
 from modeling_msa import SemiIINForSentimentAnalysis
 from training_msa import MSATrainer, MSATrainingArguments
@@ -33,24 +33,6 @@ def test_short_training_run_lowers_loss_and_error(tmp_path):
     assert sum(losses[-3:]) / 3 < 0.8 * sum(losses[:3]) / 3, losses
     assert after["eval_MAE"] < before["eval_MAE"]
     assert after["eval_Corr"] > 0.5, after
-
-
-def train_script():
-    """train.py as a module (it lives at the repository root, outside the packages)."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        import train
-    finally:
-        sys.path.remove(str(ROOT))
-    return train
-
-
-def run_train_script(*argv, cwd):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), *argv], cwd=cwd, capture_output=True, text=True, timeout=600
-    )
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result.stdout
 
 
 def test_train_script_end_to_end_writes_hub_ready_folder(tmp_path):
@@ -136,13 +118,9 @@ def test_train_script_runs_self_mm(tmp_path):
 
 
 def test_train_script_rejects_flags_of_another_model(tmp_path):
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "--model", "semi_iin", "--alignment_loss_weight", "0.3",
-         "--synthetic_num_train", "8", "--dataset_cache_dir", str(tmp_path / "c"), "--output_dir", str(tmp_path / "o")],
-        capture_output=True, text=True, timeout=300, cwd=tmp_path,
-    )
-    assert result.returncode != 0
-    assert "--model semi_iin has no hyper-parameter(s) ['alignment_loss_weight']" in result.stderr
+    with pytest.raises(SystemExit, match=re.escape("--model semi_iin has no hyper-parameter(s) ['alignment_loss_weight']")):
+        run_train_script("--model", "semi_iin", "--alignment_loss_weight", "0.3", "--synthetic_num_train", "8",
+                         "--dataset_cache_dir", str(tmp_path / "c"), "--output_dir", str(tmp_path / "o"), cwd=tmp_path)
 
 
 @pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
@@ -189,7 +167,7 @@ def test_single_accelerate_process_gets_every_core(monkeypatch):
         torch.set_num_threads(before)
 
 
-def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path):
+def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path, capsys):
     from training_msa.multiseed import summarize
 
     summary = summarize({1: {"MAE": 0.5, "Corr": 0.7}, 2: {"MAE": 0.7, "Corr": 0.9}})
@@ -197,16 +175,19 @@ def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path):
     flags = [f"--synthetic_{k}={v}" for k, v in TINY_DATA.items()]
     argv = ["--seeds", "3", "4", "--", *flags, "--hidden_size=16", "--num_attention_heads=2", "--num_train_epochs=1",
             f"--output_dir={tmp_path / 'sweep'}", f"--dataset_cache_dir={tmp_path / 'cache'}", "--disable_tqdm=true"]
-    result = subprocess.run([sys.executable, "-m", "training_msa.multiseed", *argv], capture_output=True, text=True,
-                            timeout=600, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert "Test metrics over seeds [3, 4] (mean ± std)" in result.stdout
+    from training_msa import multiseed
+
+    def in_process(arguments):  # the sweep's logic; a seed per interpreter is what the default runner adds
+        run_train_script(*arguments, cwd=ROOT)
+        return 0
+
+    multiseed.main(argv, runner=in_process)
+    assert "Test metrics over seeds [3, 4] (mean ± std)" in capsys.readouterr().out
     report = json.loads((tmp_path / "sweep" / "multiseed_results.json").read_text())
     assert sorted(report["results"]) == ["3", "4"] and "MAE" in report["summary"]
     assert report["results"]["3"] != report["results"]["4"]  # the seeds really differ
-    rerun = subprocess.run([sys.executable, "-m", "training_msa.multiseed", *argv], capture_output=True, text=True,
-                           timeout=600, cwd=ROOT)
-    assert rerun.returncode == 0 and "[multiseed] seed" not in rerun.stdout  # finished seeds are not rerun
+    multiseed.main(argv, runner=in_process)
+    assert "[multiseed] seed" not in capsys.readouterr().out  # finished seeds are not rerun
 
 
 def test_shared_private_with_human_unimodal_labels(tmp_path):

@@ -24,23 +24,39 @@ def own_fields(config_class: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(config_class) if f.name not in base]
 
 
-def config_arguments(config_classes: tuple[type, ...], name: str, prefix: str = "", skip: tuple[str, ...] = ()) -> type:
+def config_arguments(
+    config_classes: tuple[type, ...],
+    name: str,
+    prefix: str = "",
+    skip: tuple[str, ...] = (),
+    labels: dict[type, str] | None = None,
+    choices: dict[str, tuple] | None = None,
+    defaults: dict[str, Any] | None = None,
+    group: str | None = None,
+) -> type:
     """A dataclass with one optional flag (default None = keep the config's default) per own field of each
-    config class; a field shared by several classes is one flag."""
+    config class; a field shared by several classes is one flag. Its help names the real default of each class
+    (`labels` name them, `defaults` replace a class default where the script uses another one), `choices` lists
+    allowed values, and `group` is the `--help` section (HfArgumentParser's `_argument_group_name`)."""
     specs, helps = {}, {}
     for config_class in config_classes:
+        label = (labels or {}).get(config_class, config_class.__name__)
         for config_field in own_fields(config_class):
             if config_field.name in skip:
                 continue
-            default = config_field.default
+            default = (defaults or {}).get(config_field.name, config_field.default)
             default = list(default) if isinstance(default, tuple) else default
-            helps.setdefault(config_field.name, []).append(f"{config_class.__name__}: {default}")
+            helps.setdefault(config_field.name, []).append(
+                f"{label}: {default}" if len(config_classes) > 1 else f"{default}")
             specs.setdefault(config_field.name, _flag_type(config_field.type) | None)
-    return dataclasses.make_dataclass(name, [
-        (prefix + field_name, flag_type,
-         dataclasses.field(default=None, metadata={"help": "default " + "; ".join(helps[field_name])}))
-        for field_name, flag_type in specs.items()
-    ])
+    fields = []
+    for field_name, flag_type in specs.items():
+        metadata = {"help": "default " + "; ".join(helps[field_name])}
+        if field_name in (choices or {}):
+            metadata["choices"] = list(choices[field_name])
+        fields.append((prefix + field_name, flag_type, dataclasses.field(default=None, metadata=metadata)))
+    namespace = {"_argument_group_name": group} if group else {}
+    return dataclasses.make_dataclass(name, fields, namespace=namespace)
 
 
 def overrides(arguments: Any, prefix: str = "") -> dict[str, Any]:

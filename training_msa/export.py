@@ -12,6 +12,24 @@ from modeling_msa.msa_utils import MODALITIES
 from .model_card import write_model_card
 
 
+NOT_METRICS = ("epoch",)  # what Trainer.evaluate returns beside the metrics
+
+
+def portable_json(text: str) -> str:
+    """A JSON document (e.g. `training_args.json`) whose absolute local paths are replaced by `<last component>`:
+    a published folder never records the publisher's folders."""
+    def clean(value):
+        if isinstance(value, dict):
+            return {key: clean(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [clean(item) for item in value]
+        if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
+            return f"<{Path(value).name or 'path'}>"
+        return value
+
+    return json.dumps(clean(json.loads(text)), indent=2, sort_keys=True) + "\n"
+
+
 def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> None:
     """Model + processor + pipeline code + Inference Endpoints handler, loadable with trust_remote_code."""
     from transformers import pipeline
@@ -39,12 +57,17 @@ def save_hub_ready(
     command: str = "",
     extra_files: dict[str, str] | None = None,
     processor=None,
+    plots: list[str | Path] | None = None,
+    examples_dir: str | Path | None = None,
+    not_evaluated_reason: str | None = None,
+    model_name: str | None = None,
 ) -> Path:
     """Write the folder next to `save_directory`, then move it in place: a crash never leaves a half folder.
 
     With a `processor` (a model with bundled encoders), the folder also holds the processor, the
     `multimodal-sentiment-analysis` pipeline code (`custom_pipelines` in config.json) and `handler.py` for
-    Inference Endpoints."""
+    Inference Endpoints. `plots` (PNG files) are copied to `plots/` and shown in the model card; `examples_dir`
+    (example clips + `examples.json`, for the demo) is copied to `examples/`."""
     target = Path(save_directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -53,21 +76,35 @@ def save_hub_ready(
             model.save_pretrained(staging, safe_serialization=True)
         else:
             save_pipeline_files(model, processor, staging)
+        plot_files = []
+        for plot in plots or []:
+            (staging / "plots").mkdir(exist_ok=True)
+            shutil.copyfile(plot, staging / "plots" / Path(plot).name)
+            plot_files.append(f"plots/{Path(plot).name}")
+        if examples_dir is not None:
+            if not (Path(examples_dir) / "examples.json").is_file():
+                raise ValueError(f"{examples_dir} has no examples.json ([{{\"video\": file, \"text\": transcript}}]).")
+            shutil.copytree(examples_dir, staging / "examples")
+        for name, text in (extra_files or {}).items():
+            (staging / name).write_text(portable_json(text) if name.endswith(".json") else text)
         write_model_card(
             staging,
-            model_name=target.name,
+            model_name=model_name or target.name,
             description=f"{type(model).__name__} (`model_type={model.config.model_type}`) for multimodal sentiment "
             "analysis: sentiment intensity in [-3, 3] and a 7-way sentiment class from text, audio and vision.",
             dataset_name=dataset_name,
-            metrics=metrics or {},
+            metrics={k: v for k, v in (metrics or {}).items() if k not in NOT_METRICS},
             metrics_profile=metrics_profile,
             command=command,
             with_pipeline=processor is not None,
+            config=model.config,
+            plots=plot_files,
+            with_examples=examples_dir is not None,
+            with_training_args="training_args.json" in (extra_files or {}),
+            not_evaluated_reason=not_evaluated_reason,
         )
         if metrics:
             (staging / "test_results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))
-        for name, text in (extra_files or {}).items():
-            (staging / name).write_text(text)
         if target.exists():
             backup = target.with_name(f".{target.name}.old")
             shutil.rmtree(backup, ignore_errors=True)

@@ -5,12 +5,11 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.metrics import accuracy_score, f1_score
 from transformers import EvalPrediction
 
 from modeling_msa.msa_utils import intensity_to_class
 
-METRIC_PROFILES = ("mosi", "mosei", "sims", "synthetic")
+from .training_args import METRIC_PROFILES
 logger = logging.getLogger(__name__)
 
 
@@ -34,6 +33,8 @@ def _corr(predictions: np.ndarray, truths: np.ndarray) -> float:
 def mosi_metrics(predictions: np.ndarray, truths: np.ndarray) -> dict[str, float]:
     """MOSI/MOSEI: Has0 (>= 0 vs < 0) and Non0 (zeros dropped, > 0) Acc-2/weighted F1, Acc-5 on [-2, 2],
     Acc-7 on [-3, 3] (np.round), MAE and Pearson correlation on unclipped values."""
+    from sklearn.metrics import accuracy_score, f1_score  # imported on use: sklearn costs ~1 s of start-up
+
     non_zero = truths != 0
     non_zero_truth, non_zero_pred = truths[non_zero] > 0, predictions[non_zero] > 0
     binary_truth, binary_pred = truths >= 0, predictions >= 0
@@ -62,6 +63,8 @@ def _bin(values: np.ndarray, edges: list[float]) -> np.ndarray:
 def sims_metrics(predictions: np.ndarray, truths: np.ndarray) -> dict[str, float]:
     """CH-SIMS: everything on values clipped to [-1, 1]; Acc-2 {[-1,0],(0,1]}, Acc-3 {[-1,-.1],(-.1,.1],(.1,1]},
     Acc-5 {[-1,-.7],(-.7,-.1],(-.1,.1],(.1,.7],(.7,1]}, weighted F1 on the Acc-2 bins, MAE, Corr."""
+    from sklearn.metrics import f1_score
+
     predictions, truths = np.clip(predictions, -1.0, 1.0), np.clip(truths, -1.0, 1.0)
     two, three, five = [-1.01, 0.0, 1.01], [-1.01, -0.1, 0.1, 1.01], [-1.01, -0.7, -0.1, 0.1, 0.7, 1.01]
     predictions_2, truths_2 = _bin(predictions, two), _bin(truths, two)

@@ -1,8 +1,46 @@
-"""Model cards (README.md with model-index metrics) for Hub-ready msa-hub folders."""
+"""Model cards (README.md: Hub metadata, usage, metrics, pictures, limitations, citations) for msa-hub folders."""
 
+import os
+import re
+import shlex
 from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+LICENSE = "apache-2.0"  # the project's license; the data a model was trained on may add its own terms (see card)
+# Corpus names as the community cites them (none of the CMU/SIMS corpora is an official Hub dataset repository).
+DATASET_NAMES = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI", "sims": "CH-SIMS", "ami": "AMI Meeting Corpus"}
+CITATIONS = {
+    "semi_iin": """@inproceedings{lin2025semiiin,
+  title     = {Semi-IIN: Semi-supervised Intra-inter modal Interaction Learning Network for Multimodal Sentiment Analysis},
+  author    = {Lin, Jinhao and Wang, Yifei and Xu, Yanwu and Liu, Qi},
+  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  year      = {2025},
+  eprint    = {2412.09784},
+  archivePrefix = {arXiv}
+}""",
+    "shared_private": """@article{lai2023sharedprivate,
+  title   = {Shared and Private Information Learning in Multimodal Sentiment Analysis with Deep Modal Alignment and
+             Self-supervised Multi-Task Learning},
+  author  = {Lai, Songning and Li, Jiakang and Guo, Guinan and Hu, Xifeng and Li, Yulong and Tan, Yuan and Song, Zichen
+             and Liu, Yutong and Ren, Zhaoxia and Wan, Chun and Miao, Danmin and Liu, Zhi},
+  journal = {arXiv preprint arXiv:2305.08473},
+  year    = {2023}
+}""",
+    "self_mm": """@inproceedings{yu2021selfmm,
+  title     = {Learning Modality-Specific Representations with Self-Supervised Multi-Task Learning for Multimodal
+               Sentiment Analysis},
+  author    = {Yu, Wenmeng and Xu, Hua and Yuan, Ziqi and Wu, Jiele},
+  booktitle = {Proceedings of the AAAI Conference on Artificial Intelligence},
+  year      = {2021}
+}""",
+}
+PLOT_TITLES = {
+    "learning_curves.png": "Learning curves",
+    "predicted_vs_true.png": "Predicted vs true intensity (test set)",
+    "confusion_matrix.png": "7-class confusion matrix (test set)",
+    "gate_values.png": "Gate values at val/cls (test set)",
+}
 
 TEMPLATE = """---
 {{ card_data }}
@@ -12,7 +50,7 @@ TEMPLATE = """---
 
 {{ description }}
 
-Trained with msa-hub on `{{ dataset_name }}` (metrics profile `{{ metrics_profile }}`).
+{{ data_sentence }}
 
 ## Usage
 {% if with_pipeline %}
@@ -20,12 +58,15 @@ Trained with msa-hub on `{{ dataset_name }}` (metrics profile `{{ metrics_profil
 from transformers import pipeline
 
 pipe = pipeline("multimodal-sentiment-analysis", model="{{ repo_hint }}", trust_remote_code=True)
-pipe("clip.mp4", text="the transcript of the clip")
-# {"score": 1.2, "label": "positive", "emotion": "weakly positive", "emotion_scores": {...}, "gate_values": {...}}
+pipe("clip.mp4", text="the transcript of the clip", explain=True, window_seconds=4)
+# {"score": 1.2, "label": "positive", "emotion": "weakly positive", "emotion_scores": {...}, "gate_values": {...},
+#  "modality_contributions": {"text": ..., "audio": ..., "vision": ...}, "timeline": [{"start": 0.0, ...}, ...]}
 ```
 
-The folder also holds the processor (`AutoProcessor.from_pretrained(..., trust_remote_code=True)`: video file ->
-16 kHz audio + frames + tokens) and `handler.py` for Inference Endpoints. Lower level:
+`label` and `emotion` come from `score` (its sign and its Acc-7 bin). The folder also holds the processor
+(`AutoProcessor.from_pretrained(..., trust_remote_code=True)`: video file -> 16 kHz audio + frames + tokens),
+`handler.py` for Inference Endpoints{% if with_examples %} and example clips (`examples/`, with `examples.json`){% endif %}.
+Demo: `python -m processing_msa.demo {{ repo_hint }}` (msa-hub). Lower level:
 {% endif %}
 ```python
 import torch
@@ -34,22 +75,87 @@ from transformers import AutoModelForSequenceClassification
 model = AutoModelForSequenceClassification.from_pretrained("{{ repo_hint }}", trust_remote_code=True).eval()
 outputs = model(text_features=..., audio_features=..., vision_features=...)  # [B, frames, dim] each
 intensity = outputs.logits                        # sentiment intensity in [-3, 3]
-sentiment_class = outputs.emotion_logits.argmax(-1)  # 0 = strongly negative ... 6 = strongly positive
 ```
 
 ## Test metrics
-
+{% if metrics %}
 | metric | value |
 |---|---|
 {% for name, value in metrics.items() %}| {{ name }} | {{ "%.4f"|format(value) }} |
 {% endfor %}
-
+{% else %}
+Not evaluated: this folder was saved without test metrics{% if not_evaluated_reason %} ({{ not_evaluated_reason }}){% endif %}.
+{% endif %}
+{% if plots %}
+## Training pictures
+{% for file, title in plots %}
+![{{ title }}]({{ file }})
+{% endfor %}
+{% endif %}
 ## Training
 
 Command: `{{ command }}`
 
-Hyper-parameters are in `config.json` (model) and `training_args.json` (optimisation).
+Hyper-parameters are in `config.json` (model){% if with_training_args %} and `training_args.json` (optimisation){% endif %}.
+{% if base_models %}Bundled encoders start from: {% for name in base_models %}[{{ name }}](https://huggingface.co/{{ name }}){% if not loop.last %}, {% endif %}{% endfor %}.{% endif %}
+
+## Limitations
+
+- {{ data_limitation }}
+- Multimodal sentiment corpora are small (MOSI: 2,199 clips of English YouTube reviews), from few speakers, in one
+  language and one genre; scores on other languages, cultures, recording conditions or topics are not validated.
+- The intensity is an opinion rating of what is said and shown, not a measure of a person's emotional state; do not
+  use it to make decisions about individuals.
+- `modality_contributions` of Semi-IIN are occlusion estimates (a modality replaced by a zero frame), not exact
+  attributions.
+
+## Citation
+
+{% for citation in citations %}
+```bibtex
+{{ citation }}
+```
+{% endfor %}
 """
+
+
+def _looks_like_repo_id(name: str | None) -> bool:
+    return bool(name) and not os.path.isabs(name) and not os.path.exists(name) and bool(
+        re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", name))
+
+
+def base_models(config) -> list[str]:
+    """Hub ids of the bundled encoders' checkpoints (`_name_or_path` of each encoder sub-config that names one)."""
+    names = []
+    for modality in ("text", "audio", "vision"):
+        sub_config = getattr(config, f"{modality}_config", None)
+        name = getattr(sub_config, "_name_or_path", None) if sub_config is not None else None
+        if _looks_like_repo_id(name) and name not in names:
+            names.append(name)
+    return names
+
+
+def portable_command(command: str) -> str:
+    """`command` with every absolute or home path replaced by its last component: a card never records the
+    publisher's local folders."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    cleaned = []
+    for word in words:
+        prefix, _, value = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
+        if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
+            value = f"<{Path(value).name or 'path'}>"
+        cleaned.append(f"{prefix}={value}" if prefix else value)
+    return shlex.join(cleaned)
+
+
+def citation_keys(model_type: str, config=None) -> list[str]:
+    if model_type == "semi_iin":
+        return ["semi_iin"]
+    keys = ["shared_private", "self_mm"]  # the shared/private model builds on Self-MM (ULGM)
+    return keys[::-1] if getattr(config, "alignment_loss_weight", None) == 0 else keys
 
 
 def write_model_card(
@@ -61,19 +167,33 @@ def write_model_card(
     metrics_profile: str,
     command: str,
     with_pipeline: bool = False,
+    config=None,
+    plots: list[str] | None = None,
+    with_examples: bool = False,
+    with_training_args: bool = False,
+    not_evaluated_reason: str | None = None,
 ) -> Path:
-    """Write README.md with a model-index (one EvalResult per finite metric) into `save_directory`."""
+    """Write README.md into `save_directory`: Hub metadata (library, pipeline tag, license, datasets, base models,
+    tags, a model-index with one EvalResult per finite metric), usage, metrics (or why there are none), the
+    training pictures (`plots`: file names relative to the folder), limitations and BibTeX."""
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
+    model_type = getattr(config, "model_type", "semi_iin")
+    encoders = base_models(config) if config is not None else []
+    known_dataset = DATASET_NAMES.get(dataset_name)
     card_data = ModelCardData(
         library_name="transformers",
+        pipeline_tag="video-classification" if with_pipeline else "other",
+        license=LICENSE,
         model_name=model_name,
-        tags=["multimodal-sentiment-analysis", "msa-hub", "custom_code"],
+        datasets=[known_dataset] if known_dataset else None,
+        base_model=encoders or None,
+        tags=["multimodal-sentiment-analysis", "msa-hub", "custom_code", model_type.replace("_", "-")],
         eval_results=[
             EvalResult(
                 task_type="multimodal-sentiment-analysis",
                 task_name="Multimodal Sentiment Analysis",
                 dataset_type=dataset_name,
-                dataset_name=dataset_name,
+                dataset_name=known_dataset or dataset_name,
                 dataset_split="test",
                 metric_type=name.lower(),
                 metric_name=name,
@@ -82,17 +202,40 @@ def write_model_card(
             for name, value in finite.items()
         ] or None,
     )
+    if known_dataset:
+        data_sentence = (f"Trained with msa-hub on {known_dataset} (`{dataset_name}`, metrics profile "
+                         f"`{metrics_profile}`).")
+        data_limitation = (f"{known_dataset} is distributed under its own terms by its authors; check them before "
+                           "using this model commercially.")
+    elif dataset_name in ("synthetic", "custom", "none"):
+        data_sentence = {
+            "synthetic": "Trained with msa-hub on its generated synthetic features (`dataset_scripts.synthetic`): a "
+                         "demonstration model, not a sentiment model of real people.",
+            "custom": "Trained with msa-hub on a `custom` clip folder (label.csv + Raw/).",
+            "none": "The fusion layers are untrained: this folder bundles encoders for feature extraction.",
+        }[dataset_name]
+        data_limitation = ("Trained on generated or user data, not on a published benchmark: its numbers say nothing "
+                           "about real-world sentiment analysis.")
+    else:
+        data_sentence = f"Trained with msa-hub on `{dataset_name}` (metrics profile `{metrics_profile}`)."
+        data_limitation = "Check the terms of the training data before using this model."
     card = ModelCard.from_template(
         card_data,
         template_str=TEMPLATE,
         model_name=model_name,
         description=description,
-        dataset_name=dataset_name,
-        metrics_profile=metrics_profile,
+        data_sentence=data_sentence,
+        data_limitation=data_limitation,
         metrics=finite,
-        command=command,
+        not_evaluated_reason=not_evaluated_reason,
+        plots=[(file, PLOT_TITLES.get(Path(file).name, Path(file).stem)) for file in plots or []],
+        command=portable_command(command),
         repo_hint=f"your-org/{model_name}",
         with_pipeline=with_pipeline,
+        with_examples=with_examples,
+        with_training_args=with_training_args,
+        base_models=encoders,
+        citations=[CITATIONS[key] for key in citation_keys(model_type, config)],
     )
     path = Path(save_directory) / "README.md"
     card.save(path)

@@ -13,6 +13,7 @@ import os
 import statistics
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "train.py"
@@ -51,7 +52,17 @@ def _read_results(path: Path) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
-def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] | None = None) -> dict:
+def run_in_subprocess(arguments: list[str], launcher: list[str] | None = None) -> int:
+    """One seed's train.py in a fresh interpreter (its own seeds, threads and memory); returns the exit code."""
+    command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *arguments]
+    print(f"[multiseed] {' '.join(command)}", flush=True)
+    return subprocess.run(command, env=os.environ.copy()).returncode
+
+
+def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] | None = None,
+              runner: Callable[[list[str]], int] | None = None) -> dict:
+    """Every seed not finished yet, through `runner(train.py arguments) -> exit code` (default: a subprocess
+    per seed, `launcher` e.g. ["accelerate", "launch"]); a failed seed is reported and the sweep goes on."""
     if _option(train_arguments, "seed") is not None:
         raise ValueError("Give seeds with --seeds, not --seed in the train.py arguments.")
     output_dir = Path(_option(train_arguments, "output_dir") or "outputs/multiseed")
@@ -67,13 +78,12 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
         if previous is not None:
             results[seed] = previous
             continue
-        command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *base, "--seed", str(seed),
-                   "--output_dir", str(seed_dir)]
-        print(f"[multiseed] seed {seed}: {' '.join(command)}", flush=True)
-        completed = subprocess.run(command, env=os.environ.copy())
+        arguments = [*base, "--seed", str(seed), "--output_dir", str(seed_dir)]
+        print(f"[multiseed] seed {seed}", flush=True)
+        returncode = runner(arguments) if runner is not None else run_in_subprocess(arguments, launcher)
         finished = _read_results(result_file)
-        if completed.returncode != 0 or finished is None:
-            failures[seed] = f"exit code {completed.returncode}"  # reported, the sweep goes on
+        if returncode != 0 or finished is None:
+            failures[seed] = f"exit code {returncode}"  # reported, the sweep goes on
             continue
         results[seed] = finished
     report = {"seeds": seeds, "results": results, "failures": failures, "summary": summarize(results)}
@@ -84,14 +94,14 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
     return report
 
 
-def main() -> None:
+def main(argv: list[str] | None = None, runner: Callable[[list[str]], int] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      usage="python -m training_msa.multiseed --seeds S [S ...] -- TRAIN_ARGS")
     parser.add_argument("--seeds", type=int, nargs="+", default=[1111, 1112, 1113, 1114, 1115])
-    arguments = sys.argv[1:]
+    arguments = sys.argv[1:] if argv is None else argv
     split = arguments.index("--") if "--" in arguments else len(arguments)
     options = parser.parse_args(arguments[:split])
-    report = run_seeds(options.seeds, arguments[split + 1:])
+    report = run_seeds(options.seeds, arguments[split + 1:], runner=runner)
     print(f"\nTest metrics over seeds {sorted(report['results'])} (mean ± std)")
     for metric, value in report["summary"].items():
         print(f"{metric:<16} {value['mean']:.4f} ± {value['std']:.4f}")

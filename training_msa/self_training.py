@@ -28,50 +28,11 @@ from dataset_scripts.loading import read_labels
 from modeling_msa.msa_utils import intensity_to_class
 
 from .checkpoints import last_complete_checkpoint
-from .trainer import MSATrainer, MSATrainingArguments
+from .trainer import MSATrainer
+from .training_args import MSATrainingArguments, SelfTrainingArguments
 
 logger = logging.getLogger(__name__)
 DONE_FILE = "stage_done.json"
-
-
-@dataclass
-class SelfTrainingArguments:
-    """Flags of the self-training procedure (Semi-IIN: one round, k = 40 on MOSI, all samples on MOSEI)."""
-
-    self_training: bool = field(default=False, metadata={"help": "Run Semi-IIN self-training."})
-    self_training_rounds: int = field(default=1, metadata={"help": "Pseudo-labelling rounds after stage 0."})
-    pseudo_label_top_k: int = field(default=40, metadata={"help": "Kept per class; -1 keeps every sample."})
-    label_fraction: float = field(default=1.0, metadata={"help": "Fraction of the labelled train set used."})
-    label_fraction_seed: int = field(default=0, metadata={"help": "Seed of the labelled subsample."})
-    retrain_from_scratch: bool = field(
-        default=True, metadata={"help": "Each round trains a fresh model (else it continues the previous one)."}
-    )
-    unlabeled_split: str = field(default="unlabeled", metadata={"help": "Split holding the unlabelled samples."})
-    unlabeled_dataset: str | None = field(
-        default=None,
-        metadata={"help": "Read the unlabelled samples from another corpus (e.g. ami), extracted with the same "
-                          "encoders as the labelled one; default: the --unlabeled_split of --dataset_name."},
-    )
-    unlabeled_data_dir: str | None = field(
-        default=None, metadata={"help": "Folder of --unlabeled_dataset (e.g. extract_features output/dataset)."}
-    )
-
-    def __post_init__(self):
-        if not 0.0 < self.label_fraction <= 1.0:
-            raise ValueError(f"--label_fraction must lie in (0, 1], got {self.label_fraction}.")
-        if self.self_training_rounds < 1:
-            raise ValueError(f"--self_training_rounds must be >= 1, got {self.self_training_rounds}.")
-        if self.unlabeled_dataset is not None and not self.self_training:
-            raise ValueError("--unlabeled_dataset is read by self-training only: add --self_training true.")
-        if (self.unlabeled_dataset is None) != (self.unlabeled_data_dir is None):
-            raise ValueError("--unlabeled_dataset and --unlabeled_data_dir go together (e.g. --unlabeled_dataset ami "
-                             "--unlabeled_data_dir ami_features/dataset).")
-        if self.pseudo_label_top_k == 0 or self.pseudo_label_top_k < -1:
-            raise ValueError(f"--pseudo_label_top_k must be positive or -1 (keep all), got {self.pseudo_label_top_k}.")
-
-    @property
-    def top_k(self) -> int | None:
-        return None if self.pseudo_label_top_k == -1 else self.pseudo_label_top_k
 
 
 def select_top_k_per_class(probabilities, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

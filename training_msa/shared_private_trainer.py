@@ -2,7 +2,6 @@
 
 import math
 import os
-from dataclasses import dataclass, field
 
 import torch
 from transformers import Trainer
@@ -10,34 +9,11 @@ from transformers import Trainer
 from dataset_scripts.loading import read_labels
 from modeling_msa.msa_utils import MODALITIES
 
-from .trainer import MSATrainer, MSATrainingArguments
+from .trainer import MSATrainer
+from .training_args import SharedPrivateTrainingArguments
 from .ulgm import UnimodalLabelBank
 
 BANK_FILE = "ulgm_bank.safetensors"
-
-
-@dataclass
-class SharedPrivateTrainingArguments(MSATrainingArguments):
-    """ULGM and per-module learning rates (Self-MM MOSI: text 5e-5, audio/vision 5e-3, other 1e-3)."""
-
-    ulgm_label_bound: float = field(default=3.0, metadata={"help": "H: clamp of generated labels (SIMS: 1)."})
-    ulgm_exclude_zero: bool = field(default=True, metadata={"help": "Positive centre from labels > 0."})
-    use_human_unimodal_labels: bool = field(
-        default=False, metadata={"help": "Use the dataset's label_T/label_A/label_V (SIMS) instead of ULGM."}
-    )
-    text_encoder_learning_rate: float | None = field(default=None, metadata={"help": "LR of the text encoder."})
-    audio_learning_rate: float | None = field(default=None, metadata={"help": "LR of the audio LSTM."})
-    vision_learning_rate: float | None = field(default=None, metadata={"help": "LR of the vision LSTM."})
-    text_encoder_weight_decay: float | None = field(
-        default=None, metadata={"help": "Weight decay of the text encoder (not of its biases / LayerNorms)."}
-    )
-    audio_weight_decay: float | None = field(default=None, metadata={"help": "Weight decay of the audio LSTM."})
-    vision_weight_decay: float | None = field(default=None, metadata={"help": "Weight decay of the vision LSTM."})
-    sum_accumulated_gradients: bool = field(
-        default=True,
-        metadata={"help": "Sum the gradients of the accumulated batches (MMSA's update_epochs) instead of "
-                          "averaging them (Trainer's default)."},
-    )
 
 
 class IndexedDataset(torch.utils.data.Dataset):

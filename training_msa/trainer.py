@@ -6,73 +6,17 @@ import logging
 import math
 import os
 import shutil
-from dataclasses import dataclass, field
 
 import torch
 
-from transformers import EarlyStoppingCallback, Trainer, TrainingArguments
+from transformers import EarlyStoppingCallback, Trainer
 
 from .checkpoints import last_complete_checkpoint
 from .collator import MSADataCollator
-from .metrics import METRIC_PROFILES, build_compute_metrics
+from .metrics import build_compute_metrics
+from .training_args import MSATrainingArguments
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class MSATrainingArguments(TrainingArguments):
-    """`TrainingArguments` with msa-hub defaults (Semi-IIN paper: Adam lr 1e-4, weight decay 1e-4, batch 32).
-
-    metrics_profile: Which metric definitions evaluation uses: "mosi"/"mosei"/"synthetic" or "sims".
-    max_text_length / max_audio_length / max_vision_length: Truncation in the default collator.
-    """
-
-    output_dir: str | None = field(default="outputs/msa")
-    metrics_profile: str = field(default="mosi", metadata={"help": f"One of {METRIC_PROFILES}."})
-    max_text_length: int | None = field(default=None, metadata={"help": "Truncate text to this many frames."})
-    max_audio_length: int | None = field(default=None, metadata={"help": "Truncate audio to this many frames."})
-    max_vision_length: int | None = field(default=None, metadata={"help": "Truncate vision to this many frames."})
-    learning_rate: float = field(default=1e-4)
-    weight_decay: float = field(default=1e-4)
-    per_device_train_batch_size: int = field(default=32)
-    per_device_eval_batch_size: int = field(default=64)
-    remove_unused_columns: bool = field(default=False)
-    report_to: None | str | list[str] = field(default="none")
-    lr_scheduler_type: str = field(default="constant")  # both papers: a constant learning rate
-    max_grad_norm: float = field(default=0.0)  # ... and no gradient clipping
-    adam_l2_weight_decay: bool = field(
-        default=True,
-        metadata={"help": "Adam with L2 weight decay added to the gradient (torch.optim.Adam(weight_decay=...)), as "
-                          "both papers; false: Trainer's --optim (AdamW by default)."},
-    )
-    decay_every_parameter: bool = field(
-        default=True,
-        metadata={"help": "Weight decay on every parameter (torch.optim.Adam(model.parameters(), ...), Semi-IIN); "
-                          "false: not on biases and LayerNorms (Trainer's default)."},
-    )
-    early_stopping_patience: int | None = field(
-        default=None,
-        metadata={"help": "Stop after this many evaluations without improving metric_for_best_model (Self-MM: 8 "
-                          "epochs on validation MAE); needs load_best_model_at_end."},
-    )
-    stop_on_non_finite_loss: bool = field(
-        default=True,
-        metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "
-                          "training, and publishing, a NaN model)."},
-    )
-
-    def __post_init__(self):
-        if self.metrics_profile not in METRIC_PROFILES:
-            raise ValueError(f"--metrics_profile {self.metrics_profile!r}: expected one of {METRIC_PROFILES}.")
-        if self.label_names is None:
-            self.label_names = ["labels"]
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not self.use_cpu and not torch.accelerator.is_available():
-            # Without an accelerator, Trainer runs DDP (gloo) only with use_cpu; otherwise every process of a
-            # `torchrun`/`accelerate launch` job would silently train alone on the whole dataset.
-            self.use_cpu = True
-        if not torch.accelerator.is_available():
-            self.dataloader_pin_memory = False  # nothing to pin for; torch warns on every data loader otherwise
-        super().__post_init__()
 
 
 class MSATrainer(Trainer):
