@@ -49,3 +49,4 @@ results = self_training.run_self_training(
 )
 assert dist.get_world_size() == 2 and len(results) == 2
 assert args.parallel_mode.value == "distributed" and args.world_size == 2
+dist.destroy_process_group()  # a clean exit on every rank

@@ -35,3 +35,4 @@ assert trainer.state.global_step == 3 * 2, trainer.state.global_step
 trainer.label_bank.save(output / f"bank_rank{rank}.safetensors")
 weights = torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
 torch.save(weights, output / f"weights_rank{rank}.pt")
+dist.destroy_process_group()  # a clean exit on every rank

@@ -20,6 +20,7 @@ Then: `python -m processing_msa.demo outputs/video-demo/model`, or
 import argparse
 import logging
 import os
+import sys
 from pathlib import Path
 
 MINILM_HUB_ID = "sentence-transformers/all-MiniLM-L6-v2"
@@ -118,7 +119,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     extract_features(str(clips), str(output / "features"), str(encoders), progress=False)
     examples = write_examples(output / "examples", fps=FPS, size=IMAGE_SIZE)
 
-    import train as train_script  # the repository's train.py (run from the repository root)
+    root = Path(__file__).resolve().parents[1]  # train.py lives at the repository root, beside the packages
+    if (root / "train.py").is_file() and str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    import train as train_script
 
     return train_script.main([
         "--model_name_or_path", str(encoders), "--dataset_name", "custom", "--data_dir", str(output / "features" / "dataset"),

@@ -1,0 +1,131 @@
+"""Model cards a Hub user trusts (metadata checked with huggingface_hub), training pictures, TensorBoard, the
+compact `train.py --help`, its start-up imports, and Ctrl-C."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
+from train_runner import ROOT, run_train_script, train_script
+
+from conftest import tiny_semi_iin_config
+from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+from training_msa.export import save_hub_ready
+from training_msa.model_card import CITATIONS, portable_command
+
+TINY = ["--synthetic_num_train", "64", "--synthetic_num_validation", "16", "--synthetic_num_test", "16",
+        "--synthetic_num_unlabeled", "0", "--synthetic_text_length", "8", "--synthetic_text_dim", "12",
+        "--synthetic_audio_length", "24", "--synthetic_audio_dim", "6", "--synthetic_vision_length", "8",
+        "--synthetic_vision_dim", "5", "--hidden_size", "16", "--num_attention_heads", "2", "--intermediate_size", "32",
+        "--head_hidden_size", "8", "--disable_tqdm", "true"]
+
+
+def load_card(folder):
+    card = ModelCard.load(folder / "README.md")  # parses the YAML block and validates the model-index
+    return card, card.data.to_dict()
+
+
+def test_card_of_an_evaluated_model_has_the_metadata_the_hub_reads(tmp_path):
+    model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(text_input="features", text_feature_size=12,
+                                                                  audio_feature_size=6, vision_feature_size=5))
+    folder = save_hub_ready(model, tmp_path / "sp", metrics={"MAE": 0.71, "Corr": 0.8, "epoch": 3.0},
+                            dataset_name="mosi", metrics_profile="mosi",
+                            command=f"accelerate launch train.py --data_dir {tmp_path}/MOSI --output_dir={tmp_path}/o")
+    card, data = load_card(folder)
+    assert data["library_name"] == "transformers" and data["license"] == "apache-2.0"
+    assert data["pipeline_tag"] == "other" and data["datasets"] == ["CMU-MOSI"]
+    assert {"multimodal-sentiment-analysis", "custom_code", "shared-private"} <= set(data["tags"])
+    _, results = model_index_to_eval_results(data["model-index"])
+    assert {(r.metric_name, r.metric_value) for r in results} == {("MAE", 0.71), ("Corr", 0.8)}  # no "epoch"
+    assert "| MAE | 0.7100 |" in card.text
+    assert CITATIONS["shared_private"] in card.text and CITATIONS["self_mm"] in card.text
+    assert "## Limitations" in card.text and "CMU-MOSI is distributed under its own terms" in card.text
+    assert str(tmp_path) not in (folder / "README.md").read_text()  # the publisher's paths never reach the card
+    assert "--data_dir '<MOSI>' '--output_dir=<o>'" in card.text
+
+
+def test_card_of_an_unevaluated_model_says_so_instead_of_an_empty_table(tmp_path):
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+    folder = save_hub_ready(model, tmp_path / "semi", dataset_name="synthetic", not_evaluated_reason="saved by a test")
+    card, data = load_card(folder)
+    assert "model-index" not in data and "| metric | value |" not in card.text
+    assert "Not evaluated: this folder was saved without test metrics (saved by a test)." in card.text
+    assert CITATIONS["semi_iin"] in card.text and "datasets" not in data
+
+
+def test_portable_command_keeps_relative_paths():
+    assert portable_command("train.py --data_dir data/MOSI --x=/home/me/y") == "train.py --data_dir data/MOSI '--x=<y>'"
+
+
+def test_every_training_run_writes_its_pictures_and_tensorboard_logs(tmp_path):
+    pytest.importorskip("tensorboard")
+    run_train_script(*TINY, "--num_train_epochs", "2", "--logging_steps", "1", "--report_to", "tensorboard",
+                     "--output_dir", str(tmp_path / "run"), "--dataset_cache_dir", str(tmp_path / "cache"), cwd=tmp_path)
+    plots = ["learning_curves.png", "predicted_vs_true.png", "confusion_matrix.png", "gate_values.png"]
+    for name in plots:
+        for folder in (tmp_path / "run" / "plots", tmp_path / "run" / "model" / "plots"):
+            assert (folder / name).stat().st_size > 5000, name  # a real picture, in the run and the Hub folder
+    from PIL import Image
+
+    assert Image.open(tmp_path / "run" / "plots" / "learning_curves.png").size == (900, 360)
+    card, _ = load_card(tmp_path / "run" / "model")
+    assert all(f"(plots/{name})" in card.text for name in plots)
+    assert list((tmp_path / "run").rglob("events.out.tfevents.*")), "no TensorBoard event file"
+    saved = json.loads((tmp_path / "run" / "model" / "training_args.json").read_text())
+    assert saved["output_dir"] == "<run>" and str(tmp_path) not in json.dumps(saved)
+
+
+def test_compact_help_states_true_defaults_and_choices(capsys):
+    train = train_script()
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--help"])
+    compact = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        train.parse_arguments(["--help_all"])
+    everything = capsys.readouterr().out
+    assert len(compact.splitlines()) < 400 < len(everything.splitlines())
+    assert "--fusion {gate,add,concat,dot}" in compact and "--model {self_mm,semi_iin,shared_private}" in compact
+    assert "--attention_mode {intra_inter,global}" in compact
+    assert "default semi_iin: 128" in compact and "default 100" in compact  # hidden size; the job's vision frames
+    entries = compact.split("\n  --")[1:]
+    for entry in entries:  # every flag has a help text, and model flags never claim "(default: None)"
+        flag, _, text = entry.partition("\n")
+        assert text.strip() or "  " in flag.strip(), f"--{flag} has no help"
+        if "default semi_iin" in text or "default shared_private" in text:
+            assert "(default: None)" not in text, flag
+    assert "--learning-rate" not in compact and "--no_" not in compact  # each flag once
+    assert "--dataloader_drop_last" in everything and "--dataloader_drop_last" not in compact
+
+
+def test_help_imports_no_trainer_demo_or_media_stack():
+    script = ("import runpy, sys; sys.argv = ['train.py', '--help']\n"
+              "try:\n    runpy.run_path('train.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+              "heavy = ['transformers.trainer', 'gradio', 'av', 'matplotlib', 'sklearn', 'datasets']\n"
+              "print('LOADED', [m for m in heavy if m in sys.modules])")
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert "LOADED []" in result.stdout, result.stdout[-500:] + result.stderr[-2000:]
+
+
+def test_ctrl_c_ends_training_with_one_line(tmp_path):
+    """A real SIGINT to a training process (the process boundary is what this checks)."""
+    command = [sys.executable, str(ROOT / "train.py"), *TINY, "--synthetic_num_train", "4000", "--num_train_epochs",
+               "50", "--output_dir", str(tmp_path / "run"), "--dataset_cache_dir", str(tmp_path / "cache")]
+    process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    lines = []
+    deadline = time.time() + 240
+    for line in process.stderr:  # wait until training has started
+        lines.append(line)
+        if "Model semi_iin with" in line or time.time() > deadline:
+            break
+    time.sleep(2)
+    process.send_signal(signal.SIGINT)
+    rest = process.stderr.read()
+    assert process.wait(timeout=120) == 130
+    assert "train.py: interrupted" in rest and "--resume_from_checkpoint last" in rest
+    assert "Traceback" not in rest, rest[-3000:]
