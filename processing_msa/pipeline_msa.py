@@ -197,12 +197,12 @@ class MultimodalSentimentPipeline(Pipeline):
 
 
 def register_pipeline() -> None:
-    """Register the task once. A published folder's remote copy of this module registers the same class again
-    when it is loaded; it then takes over the registration quietly (no "already registered" warning)."""
+    """Register the task once. A published folder's remote copy of this module, loaded beside the installed one,
+    keeps the first registration (no "already registered ... Overwriting" warning) and only records its own
+    task entry, which `save_pretrained` of its pipelines writes as `custom_pipelines`."""
     registered = PIPELINE_REGISTRY.supported_tasks.get(TASK)
     if registered is not None and registered["impl"].__name__ == MultimodalSentimentPipeline.__name__:
-        registered["impl"] = MultimodalSentimentPipeline
-        MultimodalSentimentPipeline._registered_impl = {TASK: registered}
+        MultimodalSentimentPipeline._registered_impl = {TASK: {**registered, "impl": MultimodalSentimentPipeline}}
         return
     PIPELINE_REGISTRY.register_pipeline(
         TASK, pipeline_class=MultimodalSentimentPipeline, pt_model=AutoModelForSequenceClassification

@@ -308,7 +308,9 @@ def test_a_nan_loss_stops_training_naming_the_step_and_nothing_is_published(tmp_
     labels[5] = float("nan")  # data that bypassed the loaders' checks
     poisoned = DatasetDict({**data, "train": data["train"].with_format(None).remove_columns("label")
                             .add_column("label", labels).with_format("numpy")})
-    monkeypatch.setattr(train, "load_msa_dataset", lambda *args, **kwargs: poisoned)
+    import dataset_scripts
+
+    monkeypatch.setattr(dataset_scripts, "load_msa_dataset", lambda *args, **kwargs: poisoned)  # train.py reads it
     argv = ["--hidden_size", "16", "--num_attention_heads", "2", "--intermediate_size", "32",
             "--per_device_train_batch_size", "4", "--num_train_epochs", "1", "--output_dir", str(tmp_path / "out"),
             "--disable_tqdm", "true", "--report_to", "none"]

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from train_runner import run_train_script
 
 from training_msa.checkpoints import checkpoint_is_complete, last_complete_checkpoint
 
@@ -27,7 +28,7 @@ def command(model: str, output: Path, cache: Path, *extra: str) -> list[str]:
 @pytest.mark.parametrize("model", ["semi_iin", "self_mm"])
 def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model):
     cache = tmp_path / "cache"
-    subprocess.run(command(model, tmp_path / "reference", cache), check=True, capture_output=True, timeout=600)
+    run_train_script(*command(model, tmp_path / "reference", cache)[2:], cwd=tmp_path)  # uninterrupted, in-process
     reference = json.loads((tmp_path / "reference" / "model" / "test_results.json").read_text())
 
     killed_dir = tmp_path / "killed"

@@ -113,8 +113,7 @@ def test_help_imports_no_trainer_demo_or_media_stack():
 
 def test_ctrl_c_ends_training_with_one_line(tmp_path):
     """A real SIGINT to a training process (the process boundary is what this checks)."""
-    command = [sys.executable, str(ROOT / "train.py"), *TINY, "--synthetic_num_train", "4000", "--num_train_epochs",
-               "50", "--output_dir", str(tmp_path / "run"), "--dataset_cache_dir", str(tmp_path / "cache")]
+    command = [sys.executable, str(ROOT / "train.py"), *TINY, "--num_train_epochs", "1000", "--output_dir", str(tmp_path / "run"), "--dataset_cache_dir", str(tmp_path / "cache")]
     process = subprocess.Popen(command, cwd=tmp_path, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
                                env={**os.environ, "OMP_NUM_THREADS": "1"})
     lines = []

@@ -102,6 +102,8 @@ def test_loading_a_published_pipeline_does_not_warn_about_registration(sentiment
         loaded.save_pretrained(tmp_path / "again")  # the remote copy of the class still saves its custom_pipelines
     assert not [r for r in caplog.records if "already registered" in r.getMessage()]
     assert "custom_pipelines" in json.loads((tmp_path / "again" / "config.json").read_text())
+    sentiment_pipeline.save_pretrained(tmp_path / "local")  # the installed class is still the registered one
+    assert "custom_pipelines" in json.loads((tmp_path / "local" / "config.json").read_text())
 
 
 def test_pipeline_batch_reports_bad_files(sentiment_pipeline, clips):

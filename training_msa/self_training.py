@@ -15,12 +15,12 @@ import logging
 import os
 from collections.abc import Callable
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from datasets import Dataset, Value, concatenate_datasets
+from datasets import Dataset, concatenate_datasets
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.trainer_utils import IntervalStrategy
 
