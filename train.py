@@ -281,14 +281,15 @@ def publish(model, metrics, data_args, model_args, training_args, argv, plots=()
     print(f"\nHub-ready model folder: {folder}")
 
 
-def write_plots(trainer, test_dataset) -> list[Path]:
+def write_plots(model, log_history: list[dict], test_dataset, training_args, collator=None) -> list[Path]:
     """The run's pictures in `<output_dir>/plots` (learning curves, test predictions, confusion matrix, gates)."""
+    from training_msa import MSATrainer
     from training_msa.plots import collect_test_outputs, write_training_plots
 
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    outputs = collect_test_outputs(model, test_dataset, trainer.data_collator, trainer.args.per_device_eval_batch_size)
-    metric = (trainer.args.metric_for_best_model or "MAE").removeprefix("eval_")
-    return write_training_plots(Path(trainer.args.output_dir) / "plots", trainer.state.log_history, outputs, metric)
+    collator = collator or MSATrainer.default_data_collator(training_args)
+    outputs = collect_test_outputs(model, test_dataset, collator, training_args.per_device_eval_batch_size)
+    metric = (training_args.metric_for_best_model or "MAE").removeprefix("eval_")
+    return write_training_plots(Path(training_args.output_dir) / "plots", log_history, outputs, metric)
 
 
 def build_model(model_args, config_args, dataset, training_args):
@@ -365,9 +366,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     if trainer.is_world_process_zero():
         print_table(f"Test metrics ({data_args.dataset_name}, {model_args.model})", metrics)
-        plots = write_plots(trainer, dataset["test"])
-        publish(trainer.accelerator.unwrap_model(trainer.model), metrics, data_args, model_args, training_args, argv,
-                plots)
+        model = trainer.accelerator.unwrap_model(trainer.model)
+        plots = write_plots(model, trainer.state.log_history, dataset["test"], training_args, trainer.data_collator)
+        publish(model, metrics, data_args, model_args, training_args, argv, plots)
     return metrics
 
 
@@ -424,8 +425,15 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
         if result.pseudo_label_counts is not None:
             print(f"pseudo-labels kept per class: {result.pseudo_label_counts}")
     final = results[-1]
+    import json
+
+    from training_msa.self_training import LOG_HISTORY_FILE
+
     model = model_classes(model_args.model)[0].from_pretrained(final.model_dir)
-    publish(model, final.test_metrics, data_args, model_args, training_args, argv)
+    history_file = Path(final.model_dir).parent / LOG_HISTORY_FILE  # the final stage's learning curves
+    history = json.loads(history_file.read_text()) if history_file.is_file() else []
+    plots = write_plots(model, history, dataset["test"], training_args)
+    publish(model, final.test_metrics, data_args, model_args, training_args, argv, plots)
     return final.test_metrics
 
 

@@ -141,6 +141,8 @@ def test_train_script_self_training(tmp_path):
     stdout = run_train_script(*argv, cwd=tmp_path)
     assert "Test metrics, stage 0 (supervised)" in stdout and "Test metrics, stage 1 (self-training round 1)" in stdout
     assert "pseudo-labels kept per class:" in stdout
+    for name in ("learning_curves.png", "predicted_vs_true.png", "confusion_matrix.png", "gate_values.png"):
+        assert (tmp_path / "out" / "model" / "plots" / name).stat().st_size > 5000, name  # pictures of the final stage
     selection = json.loads((tmp_path / "out" / "stage-1" / "pseudo_labels.json").read_text())
     assert max(selection["counts_per_class"].values()) <= 3
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
@@ -176,10 +178,6 @@ def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path, capsys):
     argv = ["--seeds", "3", "4", "--", *flags, "--hidden_size=16", "--num_attention_heads=2", "--num_train_epochs=1",
             f"--output_dir={tmp_path / 'sweep'}", f"--dataset_cache_dir={tmp_path / 'cache'}", "--disable_tqdm=true"]
     from training_msa import multiseed
-
-    def in_process(arguments):  # the sweep's logic; a seed per interpreter is what the default runner adds
-        run_train_script(*arguments, cwd=ROOT)
-        return 0
 
     multiseed.main(argv, runner=in_process)
     assert "Test metrics over seeds [3, 4] (mean ± std)" in capsys.readouterr().out
@@ -288,17 +286,25 @@ def test_a_recipe_combines_with_flags_and_flags_win():
         train.parse_arguments(["missing.yaml"])
 
 
+def in_process(arguments: list[str]) -> int:
+    """A multiseed/reproduce runner that trains in this process (the default starts one interpreter per seed)."""
+    run_train_script(*arguments, cwd=ROOT)
+    return 0
+
+
 def test_reproduce_runs_a_table_row_and_prints_it_beside_the_paper(tmp_path, capsys):
     from training_msa import reproduce
 
-    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)])
+    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)],
+                   runner=in_process)
     printed = capsys.readouterr().out
     assert "Semi-IIN" in printed and "MAE" in printed
     table = json.loads((tmp_path / "semi_iin-synthetic" / "table.json").read_text())
     assert table[0]["row"] == "Semi-IIN" and table[0]["ours"]["MAE"]["std"] == 0.0  # one seed
     assert (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "stage-1" / "pseudo_labels.json").is_file()
     before = (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "model" / "test_results.json").stat().st_mtime_ns
-    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)])  # resumes
+    reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)],
+                   runner=in_process)  # resumes
     after = (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "model" / "test_results.json").stat().st_mtime_ns
     assert before == after
 

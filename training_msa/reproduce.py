@@ -123,14 +123,15 @@ def format_table(title: str, rows: list[tuple[str, dict, dict]]) -> str:
 
 def reproduce(table: str, dataset: str, data_dir: str | None = None, unlabeled_dir: str | None = None,
               seeds: list[int] | None = None, output_dir: str = "runs/reproduce", quick: bool = False,
-              extra: list[str] | None = None) -> list[tuple[str, dict, dict]]:
+              extra: list[str] | None = None, runner=None) -> list[tuple[str, dict, dict]]:
+    """Every row of `table` over `seeds` (see `run_seeds`; `runner` replaces the subprocess per seed)."""
     seeds = seeds or ([1, 2] if quick else PAPER_SEEDS)
     common = data_arguments(table, dataset, data_dir, unlabeled_dir, quick) + (["--num_train_epochs", "1"] if quick else [])
     root = Path(output_dir) / f"{table}-{dataset}"
     results = []
     for name, arguments, paper in table_rows(table, dataset):
         folder = root / "".join(c if c.isalnum() else "_" for c in name).strip("_")
-        report = run_seeds(seeds, [*arguments, *common, *(extra or []), "--output_dir", str(folder)])
+        report = run_seeds(seeds, [*arguments, *common, *(extra or []), "--output_dir", str(folder)], runner=runner)
         if report["failures"]:
             print(f"[reproduce] {name}: failed seeds {report['failures']}", flush=True)
         results.append((name, report["summary"], paper))
@@ -139,7 +140,7 @@ def reproduce(table: str, dataset: str, data_dir: str | None = None, unlabeled_d
     return results
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None, runner=None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     split = argv.index("--") if "--" in argv else len(argv)
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="one epoch, two seeds (tiny data with 'synthetic')")
     options = parser.parse_args(argv[:split])
     results = reproduce(options.table, options.dataset, options.data_dir, options.unlabeled_data_dir, options.seeds,
-                        options.output_dir, options.quick, argv[split + 1:])
+                        options.output_dir, options.quick, argv[split + 1:], runner=runner)
     print("\n" + format_table(f"{options.table} on {options.dataset} (seeds: {options.seeds or 'default'})", results))
 
 

@@ -33,6 +33,7 @@ from .training_args import MSATrainingArguments, SelfTrainingArguments
 
 logger = logging.getLogger(__name__)
 DONE_FILE = "stage_done.json"
+LOG_HISTORY_FILE = "log_history.json"
 
 
 def select_top_k_per_class(probabilities, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -183,6 +184,7 @@ def _train_stage(build_model, previous, training_set, eval_dataset, test_dataset
     model = trainer.accelerator.unwrap_model(trainer.model)
     if trainer.is_world_process_zero():
         model.save_pretrained(model_dir)
+        _write_json(stage_dir / LOG_HISTORY_FILE, trainer.state.log_history)  # the stage's learning curves
         _write_json(done_file, {"test_metrics": metrics})
     trainer.accelerator.wait_for_everyone()
     return model, metrics
