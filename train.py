@@ -128,7 +128,6 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
     seed: int = field(default=42, metadata=trainer_help("seed"))
 
 
-SelfTrainingArguments._argument_group_name = "Semi-IIN self-training (Algorithm 1)"
 # The TrainingArguments flags --help shows (the others, and the --flag-with-dashes spellings, under --help_all).
 COMMON_TRAINING_FLAGS = {
     "output_dir", "num_train_epochs", "max_steps", "learning_rate", "weight_decay", "per_device_train_batch_size",

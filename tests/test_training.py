@@ -115,6 +115,8 @@ def test_train_script_runs_self_mm(tmp_path):
     assert (config["auto_map"]["AutoModelForSequenceClassification"]
             == "modeling_shared_private.SharedPrivateForSentimentAnalysis")
     assert (tmp_path / "out" / "model" / "modeling_shared_private.py").exists()
+    plots = {path.name for path in (tmp_path / "out" / "model" / "plots").glob("*.png")}
+    assert plots == {"learning_curves.png", "predicted_vs_true.png", "confusion_matrix.png"}  # no gate: not Semi-IIN
 
 
 def test_train_script_rejects_flags_of_another_model(tmp_path):

@@ -108,6 +108,8 @@ class SharedPrivateTrainingArguments(MSATrainingArguments):
 class SelfTrainingArguments:
     """Flags of the self-training procedure (Semi-IIN: one round, k = 40 on MOSI, all samples on MOSEI)."""
 
+    _argument_group_name = "Semi-IIN self-training (Algorithm 1)"  # its --help section (HfArgumentParser)
+
     self_training: bool = field(default=False, metadata={"help": "Run Semi-IIN self-training."})
     self_training_rounds: int = field(default=1, metadata={"help": "Pseudo-labelling rounds after stage 0."})
     pseudo_label_top_k: int = field(default=40, metadata={"help": "Kept per class; -1 keeps every sample."})
