@@ -1,0 +1,79 @@
+"""Training-step time of the embedded default job's Semi-IIN on CPU: attention dropout 0.1 (SDPA's math kernel,
+a B×H×T×T dropout mask) vs 0 (a fused kernel), each at 1 and 2 threads, interleaved in one process so that
+the machine's load hits every configuration alike. Prints a table of medians and ratios.
+
+    python benchmarks/cpu_recipe.py [--rounds 5] [--batch 32]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
+
+# The default job: MOSI feature sizes, 100 vision frames (train.py's EMBEDDED_SYNTHETIC_DEFAULTS).
+SHAPES = {"text": (50, 768), "audio": (375, 5), "vision": (100, 20)}
+
+
+def batch(size: int, seed: int = 0) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    inputs = {}
+    for name, (frames, dim) in SHAPES.items():
+        inputs[f"{name}_features"] = torch.randn(size, frames, dim, generator=generator)
+        mask = torch.ones(size, frames, dtype=torch.long)
+        mask[size // 2:, frames // 2:] = 0  # as the synthetic data: lengths from half to full
+        inputs[f"{name}_attention_mask"] = mask
+    inputs["labels"] = torch.empty(size).uniform_(-3, 3, generator=generator)
+    return inputs
+
+
+def build(attention_dropout: float) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    config = SemiIINConfig(text_feature_size=768, audio_feature_size=5, vision_feature_size=20,
+                           max_audio_tokens=47, max_text_tokens=50, max_vision_tokens=100,
+                           attention_dropout=attention_dropout)
+    model = SemiIINForSentimentAnalysis(config).train()
+    model.validate_inputs = False  # as under MSATrainer
+    return model, torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
+
+
+def step(model, optimizer, inputs) -> float:
+    started = time.perf_counter()
+    model(**inputs).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=32)
+    args = parser.parse_args()
+    inputs = batch(args.batch)
+    configurations = [(dropout, threads) for dropout in (0.1, 0.0) for threads in (1, 2)]
+    models = {dropout: build(dropout) for dropout in (0.1, 0.0)}
+    times = {configuration: [] for configuration in configurations}
+    for dropout, threads in configurations:  # warm-up
+        torch.set_num_threads(threads)
+        step(*models[dropout], inputs)
+    for _ in range(args.rounds):
+        for dropout, threads in configurations:
+            torch.set_num_threads(threads)
+            times[(dropout, threads)].append(step(*models[dropout], inputs))
+    baseline = statistics.median(times[(0.1, 2)])
+    print(f"Semi-IIN default-job shapes {SHAPES}, batch {args.batch}, median of {args.rounds} interleaved steps\n")
+    print("| attention dropout | threads | step (s) | samples/s | speed vs dropout 0.1, 2 threads |")
+    print("|---|---|---|---|---|")
+    for dropout, threads in configurations:
+        median = statistics.median(times[(dropout, threads)])
+        print(f"| {dropout} | {threads} | {median:.3f} | {args.batch / median:.1f} | {baseline / median:.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

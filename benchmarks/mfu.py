@@ -1,0 +1,144 @@
+"""Model FLOPs utilisation of a Semi-IIN training step on this machine.
+
+FLOPs of one step (forward + backward) are counted once: matmuls and convolutions by PyTorch's
+`FlopCounterMode`, attention analytically (SDPA's CPU kernels are not counted by it): forward 4·B·H·Lq·Lk·D,
+backward twice that. The step is then timed (median of --steps after a warm-up) and the achieved FLOP/s is
+compared with the sustained FLOP/s of a large fp32 matmul measured in the same run, with the same threads.
+
+    python benchmarks/mfu.py [--steps 3] [--threads N] [--shapes official mosi mosei] [--device cpu|cuda]
+"""
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
+
+# (frames, dim) per modality. "official": the official code's features (RoBERTa-large text 100x1024, HuBERT-large
+# audio 800x1024 downsampled x8 to 100 tokens, FabNet vision 50x256: T = 2 + 100 + 100 + 50 = 252).
+SHAPES = {
+    "official": {"text": (100, 1024), "audio": (800, 1024), "vision": (50, 256)},
+    "mosi": {"text": (50, 768), "audio": (375, 5), "vision": (500, 20)},
+    "mosei": {"text": (50, 768), "audio": (500, 74), "vision": (500, 35)},
+}
+
+
+def build(shapes: dict, device: str, attention_dropout: float):
+    torch.manual_seed(0)
+    audio_tokens = shapes["audio"][0] // 8 + 1
+    config = SemiIINConfig(
+        text_feature_size=shapes["text"][1], audio_feature_size=shapes["audio"][1],
+        vision_feature_size=shapes["vision"][1], max_text_tokens=shapes["text"][0], max_audio_tokens=audio_tokens,
+        max_vision_tokens=shapes["vision"][0], attention_dropout=attention_dropout,
+    )
+    model = SemiIINForSentimentAnalysis(config).to(device).train()
+    model.validate_inputs = False  # as under MSATrainer: no host sync for input checks
+    return model, torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
+
+
+def random_batch(shapes: dict, batch: int, device: str) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    inputs = {f"{m}_features": torch.randn(batch, n, d, generator=generator).to(device) for m, (n, d) in shapes.items()}
+    inputs["labels"] = torch.empty(batch).uniform_(-3, 3, generator=generator).to(device)
+    return inputs  # every frame real: the FLOPs are those of full-length clips
+
+
+def count_step_flops(model, inputs) -> tuple[int, int]:
+    """(matmul + conv FLOPs, attention FLOPs) of one forward + backward: the model's arithmetic, the same with
+    and without dropout (dropout masks and elementwise ops are not counted)."""
+    attention = 0
+    original = F.scaled_dot_product_attention
+
+    def counting(query, key, value, *args, **kwargs):
+        nonlocal attention
+        batch_heads = query.shape[:-2].numel()
+        attention += 3 * 4 * batch_heads * query.shape[-2] * key.shape[-2] * query.shape[-1]  # fwd + 2x bwd
+        return original(query, key, value, *args, **kwargs)
+
+    F.scaled_dot_product_attention = counting
+    model.eval()  # no dropout: SDPA takes a fused kernel the counter does not see (the math path's bmm it would)
+    try:
+        with FlopCounterMode(display=False) as counter:
+            model(**inputs).loss.backward()
+    finally:
+        F.scaled_dot_product_attention = original
+        model.train()
+    model.zero_grad(set_to_none=True)
+    return counter.get_total_flops(), attention
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5) -> float:
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
+    a @ b
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        a @ b
+        synchronize(device)
+        times.append(time.perf_counter() - started)
+    return 2 * size ** 3 / statistics.median(times)
+
+
+def time_step(model, optimizer, inputs, steps: int, device: str) -> float:
+    times = []
+    for index in range(steps + 1):
+        synchronize(device)
+        started = time.perf_counter()
+        model(**inputs).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        synchronize(device)
+        if index:
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shapes", nargs="+", default=["official", "mosi", "mosei"], choices=sorted(SHAPES))
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--attention_dropout", type=float, nargs="+", default=[0.1, 0.0])
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    peak = matmul_flops_per_second(args.device)
+    rows = []
+    print(f"device {args.device}, {torch.get_num_threads()} threads, batch {args.batch}; sustained fp32 matmul "
+          f"(2048^3): {peak / 1e9:.1f} GFLOP/s\n")
+    print("| shapes | T | attention dropout | GFLOP/step (matmul+conv / attention) | step (s) | GFLOP/s | MFU |")
+    print("|---|---|---|---|---|---|---|")
+    for name in args.shapes:
+        shapes = SHAPES[name]
+        for dropout in args.attention_dropout:
+            model, optimizer = build(shapes, args.device, dropout)
+            inputs = random_batch(shapes, args.batch, args.device)
+            dense, attention = count_step_flops(model, inputs)
+            seconds = time_step(model, optimizer, inputs, args.steps, args.device)
+            achieved = (dense + attention) / seconds
+            tokens = 2 + shapes["text"][0] + (shapes["audio"][0] // 8) + shapes["vision"][0]
+            row = dict(shapes=name, tokens=tokens, attention_dropout=dropout, dense_gflop=dense / 1e9,
+                       attention_gflop=attention / 1e9, step_s=seconds, gflops=achieved / 1e9, mfu=achieved / peak)
+            rows.append(row)
+            print(f"| {name} | ~{tokens} | {dropout} | {dense / 1e9:.1f} / {attention / 1e9:.1f} | {seconds:.3f} | "
+                  f"{achieved / 1e9:.1f} | {100 * achieved / peak:.1f}% |")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
