@@ -1,14 +1,18 @@
-"""Turn a folder of raw clips into a features dataset with a model's bundled encoders (resumable).
+"""Turn a folder of raw clips into a features dataset with a model's bundled encoders (resumable, multi-process).
 
-    python -m processing_msa.extract_features DATA_DIR OUTPUT_DIR --model MODEL_DIR [--dataset custom]
+    python -m processing_msa.extract_features DATA_DIR OUTPUT_DIR --model MODEL_DIR [--dataset custom] [--batch-size 8]
+    torchrun --nproc_per_node 2 -m processing_msa.extract_features ...     # or accelerate launch -m ...
 
 DATA_DIR is read with `load_msa_dataset(--dataset, DATA_DIR)`: "custom"/"sims" (label.csv + Raw/<video>/<clip>.mp4)
 or "ami" (meeting videos + headset wavs cut into clips). MODEL_DIR holds a Semi-IIN with bundled encoders and its
 processor (a folder written by `processing_msa.publish` / `save_hub_ready(..., processor=...)`).
 
 Every `--shard-size` clips a Parquet shard is written atomically under OUTPUT_DIR/shards; a rerun skips clips
-already in a shard (and those listed in OUTPUT_DIR/errors.jsonl unless --retry-errors). A clip that fails
-(corrupt file, no audio...) is logged to errors.jsonl and skipped. At the end OUTPUT_DIR/dataset is a
+already in a shard (and those listed in OUTPUT_DIR/errors*.jsonl unless --retry-errors). A clip that fails
+(corrupt file, no audio...) is logged and skipped. Clips go through the encoders `--batch-size` at a time (padded,
+with masks). Under torchrun / accelerate, clip i belongs to rank i mod world size: each rank writes its own shards
+(`<split>-r<rank>-<n>.parquet`) and error log (`errors.jsonl` for rank 0, `errors-r<rank>.jsonl` otherwise), so no
+clip is extracted twice and any number of processes resumes any earlier run; rank 0 assembles the dataset. At the end OUTPUT_DIR/dataset is a
 `save_to_disk` DatasetDict with text/audio/vision_features that `train.py --data_dir OUTPUT_DIR/dataset` reads.
 """
 
@@ -45,9 +49,17 @@ def clip_inputs(row: dict, processor) -> dict:
 @torch.no_grad()
 def encode_clip(model, inputs) -> dict[str, np.ndarray]:
     """Per-modality features [frames, dim] (padding removed) from the model's bundled encoders."""
+    return encode_clips(model, inputs)[0]
+
+
+@torch.no_grad()
+def encode_clips(model, inputs) -> list[dict[str, np.ndarray]]:
+    """`encode_clip` for a padded batch of clips (processor output for several clips): one dict per clip."""
     features, masks = dict.fromkeys(MODALITIES), {}
     encode_raw_inputs(model.encoders, features, masks, inputs, model.config)
-    return {f"{name}_features": features[name][0, masks[name][0].bool()].float().cpu().numpy() for name in features}
+    rows = len(masks[MODALITIES[0]])
+    return [{f"{name}_features": features[name][row, masks[name][row].bool()].float().cpu().numpy()
+             for name in features} for row in range(rows)]
 
 
 def output_features(config) -> Features:
@@ -102,74 +114,138 @@ def append_error(path: Path, record: dict) -> None:
         os.fsync(handle.fileno())
 
 
-def _done_ids(shards: Path, errors_file: Path, retry_errors: bool) -> set[str]:
+def _done_ids(shards: Path, output: Path, retry_errors: bool) -> set[str]:
     done = set()
     for shard in shards.glob("*.parquet"):
         done.update(pq.read_table(shard, columns=["id"]).column("id").to_pylist())
-    errors = read_error_log(errors_file)  # read (and repaired) even with retry_errors
-    if not retry_errors:
-        done.update(record["id"] for record in errors)
+    for errors_file in sorted(output.glob("errors*.jsonl")):
+        errors = read_error_log(errors_file)  # read (and repaired) even with retry_errors
+        if not retry_errors:
+            done.update(record["id"] for record in errors)
     return done
+
+
+def _rank_and_world() -> tuple[int, int]:
+    """This process's rank and the number of processes (torchrun / accelerate launch set RANK and WORLD_SIZE)."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _barrier(world: int) -> None:
+    """Wait for every rank (a gloo/NCCL group started here when launched with several processes)."""
+    if world == 1:
+        return
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
+    dist.barrier()
 
 
 def extract_features(
     data_dir: str, output_dir: str, model_dir: str, dataset: str = "custom", shard_size: int = 64,
-    retry_errors: bool = False, progress: bool = True,
-) -> DatasetDict:
+    retry_errors: bool = False, progress: bool = True, batch_size: int = 8,
+) -> DatasetDict | None:
+    """Extract every clip of DATA_DIR not extracted yet; returns the assembled dataset (None on ranks > 0)."""
+    if batch_size < 1 or shard_size < 1:
+        raise SystemExit(f"--batch-size ({batch_size}) and --shard-size ({shard_size}) must be at least 1.")
+    rank, world = _rank_and_world()
     output, shards = Path(output_dir), Path(output_dir) / "shards"
     shards.mkdir(parents=True, exist_ok=True)
-    errors_file = output / "errors.jsonl"
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval()
+    errors_file = output / ("errors.jsonl" if rank == 0 else f"errors-r{rank}.jsonl")
+    device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval().to(device)
     if set(getattr(model.config, "encoder_modalities", ())) != set(MODALITIES):
         raise SystemExit(f"{model_dir}: the model must bundle text, audio and vision encoders to extract features.")
     processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
     features = output_features(model.config)
     source = load_msa_dataset(dataset, data_dir)
-    done = _done_ids(shards, errors_file, retry_errors)
-    total = sum(len(split) for split in source.values())
-    logger.info("%d clips, %d already done", total, len(done))
+    done = _done_ids(shards, output, retry_errors)
+    mine = {name: [row for index, row in enumerate(split) if index % world == rank and row["id"] not in done]
+            for name, split in source.items()}  # by position in the corpus: the same split on every rank
+    logger.info("rank %d/%d: %d clips to extract (%d already done in all)", rank, world,
+                sum(len(rows) for rows in mine.values()), len(done))
 
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, initial=len(done & {i for s in source.values() for i in s["id"]}), disable=not progress,
+    bar = tqdm(total=sum(len(rows) for rows in mine.values()), disable=not progress or rank != 0,
                desc="extracting features", unit="clip")
-    for split_name, split in source.items():
-        buffer, shard_index = [], len(list(shards.glob(f"{split_name}-*.parquet")))
+    for split_name, rows in mine.items():
+        buffer = []
+        shard_index = len(list(shards.glob(f"{split_name}-r{rank:03d}-*.parquet")))
 
         def flush():
             nonlocal buffer, shard_index
             if buffer:
                 _write_atomic(Dataset.from_list(buffer, features=features),
-                              shards / f"{split_name}-{shard_index:05d}.parquet")
+                              shards / f"{split_name}-r{rank:03d}-{shard_index:05d}.parquet")
                 buffer, shard_index = [], shard_index + 1
 
-        for row in split:
-            if row["id"] in done:
-                continue
-            try:
-                encoded = encode_clip(model, clip_inputs(row, processor))
-            except (ValueError, OSError, RuntimeError) as error:
-                append_error(errors_file, {"id": row["id"], "split": split_name, "error": str(error)})
-                logger.warning("skipped %s: %s", row["id"], error)
-            else:
+        for start in range(0, len(rows), batch_size):
+            decoded = []
+            for row in rows[start:start + batch_size]:
+                try:
+                    decoded.append((row, load_clip(row, processor.fps, processor.sampling_rate)))
+                except (ValueError, OSError, RuntimeError) as error:
+                    _log_failure(errors_file, row, split_name, error)
+            for row, encoded in _encode_batch(model, processor, decoded, errors_file, split_name, device):
                 buffer.append({**{key: row.get(key) for key in KEPT_COLUMNS}, **encoded})
                 if len(buffer) >= shard_size:
                     flush()
-            bar.update(1)
+            bar.update(len(rows[start:start + batch_size]))
         flush()
     bar.close()
+    _barrier(world)
+    if rank != 0:
+        return None
     return _assemble(output, shards, features)
+
+
+def _log_failure(errors_file: Path, row: dict, split_name: str, error: Exception) -> None:
+    append_error(errors_file, {"id": row["id"], "split": split_name, "error": str(error)})
+    logger.warning("skipped %s: %s", row["id"], error)
+
+
+def _encode_batch(model, processor, decoded: list, errors_file: Path, split_name: str, device: str):
+    """(row, features) of the decoded clips, encoded together; when the batch fails, clip by clip, so that one
+    clip the encoders refuse is logged and the others are kept."""
+    if not decoded:
+        return []
+
+    def inputs_of(clips):
+        batch = processor(text=[c["text"] for _, c in clips], audio=[c["audio"] for _, c in clips],
+                          frames=[c["frames"] for _, c in clips])
+        return {key: value.to(device) if hasattr(value, "to") else value for key, value in batch.items()}
+
+    if len(decoded) > 1:
+        try:
+            return list(zip((row for row, _ in decoded), encode_clips(model, inputs_of(decoded))))
+        except (ValueError, RuntimeError) as error:
+            logger.warning("a batch of %d clips failed (%s): encoding them one by one", len(decoded), error)
+    results = []
+    for row, clip in decoded:
+        try:
+            results.append((row, encode_clip(model, inputs_of([(row, clip)]))))
+        except (ValueError, OSError, RuntimeError) as error:
+            _log_failure(errors_file, row, split_name, error)
+    return results
 
 
 def _assemble(output: Path, shards: Path, features: Features) -> DatasetDict:
     """OUTPUT/dataset (save_to_disk) from the shards; written next to it and renamed into place."""
     splits = {}
     for shard in sorted(shards.glob("*.parquet")):
-        splits.setdefault(shard.name.rsplit("-", 1)[0], []).append(str(shard))
-    result = DatasetDict({
-        name: concatenate_datasets([Dataset.from_parquet(f, features=features) for f in files])
-        for name, files in splits.items()
-    })
+        name = shard.name.split("-")[0]  # <split>-r<rank>-<n>.parquet (and <split>-<n>.parquet of earlier runs)
+        splits.setdefault(name, []).append(str(shard))
+    result = DatasetDict()
+    for name, files in splits.items():
+        split = concatenate_datasets([Dataset.from_parquet(f, features=features) for f in files])
+        first = {}
+        for index, clip_id in enumerate(split["id"]):
+            first.setdefault(clip_id, index)
+        if len(first) < len(split):  # a clip in two shards (e.g. copied folders): keep one
+            logger.warning("%s: %d duplicate clip(s) dropped", name, len(split) - len(first))
+            split = split.select(sorted(first.values()))
+        result[name] = split
     staging = Path(tempfile.mkdtemp(prefix=".dataset.", dir=output))
     try:
         result.save_to_disk(staging)
@@ -188,13 +264,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("output_dir")
     parser.add_argument("--model", required=True, help="folder/Hub id of a Semi-IIN with encoders + processor")
     parser.add_argument("--dataset", default="custom", choices=("custom", "sims", "ami"))
-    parser.add_argument("--shard-size", type=int, default=64)
-    parser.add_argument("--retry-errors", action="store_true")
+    parser.add_argument("--shard-size", type=int, default=64, help="clips per Parquet shard")
+    parser.add_argument("--batch-size", type=int, default=8, help="clips per encoder forward pass")
+    parser.add_argument("--retry-errors", action="store_true", help="extract clips that failed before again")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     result = extract_features(args.data_dir, args.output_dir, args.model, args.dataset, args.shard_size,
-                              args.retry_errors)
-    print(f"{Path(args.output_dir) / 'dataset'}: " + ", ".join(f"{k}={len(v)}" for k, v in result.items()))
+                              args.retry_errors, batch_size=args.batch_size)
+    if result is not None:
+        print(f"{Path(args.output_dir) / 'dataset'}: " + ", ".join(f"{k}={len(v)}" for k, v in result.items()))
 
 
 if __name__ == "__main__":

@@ -52,13 +52,14 @@ def test_extraction_writes_features_and_resumes(model_dir, custom_folder, tmp_pa
 
     monkeypatch.setattr(extraction, "encode_clip", crash_after_two)
     with pytest.raises(KeyboardInterrupt):
-        extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=1, progress=False)
+        extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=1, progress=False,
+                                    batch_size=1)  # clip by clip, through encode_clip
     assert len(list((output / "shards").glob("*.parquet"))) == 2 and not (output / "dataset").exists()
 
     calls.clear()
     monkeypatch.setattr(extraction, "encode_clip", lambda model, inputs: calls.append(1) or real_encode(model, inputs))
     result = extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=1,
-                                         progress=False)
+                                         progress=False, batch_size=1)
     assert len(calls) == 2  # only the clips not written before the crash
     assert {name: len(split) for name, split in result.items()} == {"train": 2, "validation": 1, "test": 1}
     errors = [json.loads(line) for line in (output / "errors.jsonl").read_text().splitlines()]
@@ -160,3 +161,56 @@ def test_self_training_on_extracted_ami_clips_from_the_command_line(model_dir, c
     with pytest.raises(SystemExit, match="have no .*'text_features'.* Extract features first"):
         train.main([*common, "--unlabeled_dataset", "ami", "--unlabeled_data_dir", str(ami),
                     "--output_dir", str(tmp_path / "run2")])
+
+
+def features_by_id(dataset) -> dict:
+    return {row["id"]: row for split in dataset.values() for row in split.with_format("numpy")}
+
+
+def test_batched_extraction_equals_clip_by_clip(model_dir, custom_folder, tmp_path):
+    one = extraction.extract_features(str(custom_folder), str(tmp_path / "one"), str(model_dir), progress=False,
+                                      batch_size=1)
+    batched = extraction.extract_features(str(custom_folder), str(tmp_path / "batched"), str(model_dir),
+                                          progress=False, batch_size=3)
+    one, batched = features_by_id(one), features_by_id(batched)
+    assert sorted(one) == sorted(batched) == ["news$_$1", "news$_$2", "talk$_$1", "talk$_$2"]
+    for clip_id, row in one.items():  # padded in a batch of 3 clips of 1-2 s, masked: the same features
+        for name in ("text", "audio", "vision"):
+            np.testing.assert_allclose(batched[clip_id][f"{name}_features"], row[f"{name}_features"], atol=2e-4,
+                                       rtol=1e-3, err_msg=f"{clip_id} {name}")
+    errors = [json.loads(line) for line in (tmp_path / "batched" / "errors.jsonl").read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["talk$_$3"]  # the corrupt clip is reported, its batch-mates kept
+
+
+def test_two_processes_share_the_clips_and_resume_each_others_run(model_dir, custom_folder, tmp_path):
+    """torchrun with 2 CPU processes: each rank extracts every other clip into its own shards; rank 0 assembles one
+    dataset with every clip once; a rerun with one process finds nothing left to do."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    output = tmp_path / "two"
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
+         "processing_msa.extract_features", str(custom_folder), str(output), "--model", str(model_dir),
+         "--batch-size", "2", "--shard-size", "1"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    shards = sorted(path.name for path in (output / "shards").glob("*.parquet"))
+    assert {name.split("-")[1] for name in shards} == {"r000", "r001"}  # both ranks wrote
+    dataset = load_msa_dataset("custom", output / "dataset")
+    ids = [row["id"] for split in dataset.values() for row in split]
+    assert sorted(ids) == ["news$_$1", "news$_$2", "talk$_$1", "talk$_$2"]  # every readable clip exactly once
+    reference = features_by_id(extraction.extract_features(str(custom_folder), str(tmp_path / "single"),
+                                                           str(model_dir), progress=False, batch_size=1))
+    for clip_id, row in features_by_id(dataset).items():
+        np.testing.assert_allclose(row["audio_features"], reference[clip_id]["audio_features"], atol=2e-4, rtol=1e-3)
+    errors = [json.loads(line) for file in sorted(output.glob("errors*.jsonl")) for line in file.read_text().splitlines()]
+    assert [e["id"] for e in errors] == ["talk$_$3"]
+    before = sorted((output / "shards").glob("*.parquet"))
+    again = extraction.extract_features(str(custom_folder), str(output), str(model_dir), progress=False)
+    assert sorted((output / "shards").glob("*.parquet")) == before and sum(len(s) for s in again.values()) == 4
