@@ -150,9 +150,27 @@ def test_train_script_self_training(tmp_path):
     assert (tmp_path / "out" / "model" / "model.safetensors").exists()
 
 
+def test_launching_users_thread_setting_is_read_from_the_parent_process():
+    """A launcher process (as `accelerate launch`) started with or without OMP_NUM_THREADS in its environment runs a
+    child that asks whether its launching user chose a thread count."""
+    import os
+    import subprocess
+    import sys
+
+    check = "from training_msa.runtime import threads_set_by_the_launching_user as f; print(f())"
+    launcher = ("import os, subprocess, sys; env = {**os.environ, 'OMP_NUM_THREADS': '1'}; "  # as accelerate writes it
+                f"subprocess.run([sys.executable, '-c', {check!r}], env=env)")
+    base = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    for extra, expected in (({"OMP_NUM_THREADS": "1"}, "True"), ({}, "False")):
+        printed = subprocess.run([sys.executable, "-c", launcher], capture_output=True, text=True, cwd=ROOT,
+                                 env={**base, **extra})
+        assert printed.stdout.strip() == expected, printed.stderr[-500:]
+
+
 def test_single_accelerate_process_gets_every_core(monkeypatch):
     import os
 
+    from training_msa import runtime
     from training_msa.runtime import use_all_cpu_threads_when_alone
 
     before = torch.get_num_threads()
@@ -165,6 +183,10 @@ def test_single_accelerate_process_gets_every_core(monkeypatch):
         assert torch.get_num_threads() == len(os.sched_getaffinity(0))
         monkeypatch.setenv("WORLD_SIZE", "2")  # several processes share the cores: leave them alone
         torch.set_num_threads(1)
+        use_all_cpu_threads_when_alone()
+        assert torch.get_num_threads() == 1
+        monkeypatch.delenv("WORLD_SIZE")
+        monkeypatch.setattr(runtime, "threads_set_by_the_launching_user", lambda: True)  # the user chose 1
         use_all_cpu_threads_when_alone()
         assert torch.get_num_threads() == 1
     finally:

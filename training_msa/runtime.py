@@ -2,19 +2,37 @@
 
 import logging
 import os
+from pathlib import Path
 
 import torch
 
 logger = logging.getLogger(__name__)
 
 
+def threads_set_by_the_launching_user() -> bool:
+    """Whether OMP_NUM_THREADS was already set in the environment of the process that launched this one (the
+    user's shell for `accelerate launch`), rather than written by accelerate's launcher (Linux: /proc)."""
+    try:
+        environment = Path(f"/proc/{os.getppid()}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return any(entry.startswith(b"OMP_NUM_THREADS=") for entry in environment)
+
+
 def use_all_cpu_threads_when_alone() -> None:
-    """`accelerate launch` (without `--cpu`) sets OMP_NUM_THREADS=1 in every process. A single process on a
-    machine without an accelerator then uses one core; give it every core this process may run on."""
+    """`accelerate launch` (without `--cpu`) sets OMP_NUM_THREADS=1 in every process when the user set nothing. A
+    single process on a machine without an accelerator then uses one core; give it every core this process may
+    run on. A thread count the user chose (OMP_NUM_THREADS in the launching shell, or `python train.py` under any
+    setting) is kept: on an idle 2-core machine 2 threads are 1.43x faster than 1 (benchmarks/RESULTS.md), but on a
+    loaded one fewer threads can be faster."""
     launched_by_accelerate = "ACCELERATE_DYNAMO_BACKEND" in os.environ or "ACCELERATE_MIXED_PRECISION" in os.environ
     alone = int(os.environ.get("WORLD_SIZE", "1")) == 1
-    if launched_by_accelerate and alone and os.environ.get("OMP_NUM_THREADS") == "1" and not torch.accelerator.is_available():
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        if cores > 1:
-            torch.set_num_threads(cores)
-            logger.info("Single CPU process under accelerate: using %d threads instead of OMP_NUM_THREADS=1", cores)
+    if not (launched_by_accelerate and alone and os.environ.get("OMP_NUM_THREADS") == "1"):
+        return
+    if torch.accelerator.is_available() or threads_set_by_the_launching_user():
+        return
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if cores > 1:
+        torch.set_num_threads(cores)
+        logger.info("Single CPU process under accelerate: using %d threads instead of OMP_NUM_THREADS=1 (set "
+                    "OMP_NUM_THREADS before `accelerate launch` to choose)", cores)
