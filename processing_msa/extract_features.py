@@ -136,9 +136,12 @@ def _barrier(world: int) -> None:
         return
     import torch.distributed as dist
 
-    if not dist.is_initialized():
+    started_here = not dist.is_initialized()
+    if started_here:
         dist.init_process_group("gloo" if not torch.cuda.is_available() else "nccl")
     dist.barrier()
+    if started_here:
+        dist.destroy_process_group()  # a clean exit on every rank
 
 
 def extract_features(
