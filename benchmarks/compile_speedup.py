@@ -11,7 +11,6 @@ dynamo (a PyTorch limitation), so they run eagerly between compiled graphs.
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -34,14 +33,6 @@ def build(name: str, attention_dropout: float):
     return model, shapes
 
 
-def step(model, optimizer, inputs) -> float:
-    started = time.perf_counter()
-    model(**inputs).loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["semi_iin", "shared_private"])
@@ -56,12 +47,12 @@ def main(argv: list[str] | None = None) -> None:
         inputs = mfu.random_batch(shapes, args.batch, "cpu")
         eager_optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         compiled = torch.compile(model, fullgraph=name == "semi_iin")
-        step(model, eager_optimizer, inputs)  # eager warm-up
-        compile_seconds = step(compiled, eager_optimizer, inputs)
+        mfu.train_step(model, eager_optimizer, inputs)  # eager warm-up
+        compile_seconds = mfu.train_step(compiled, eager_optimizer, inputs)
         eager, fast = [], []
         for _ in range(args.steps):
-            eager.append(step(model, eager_optimizer, inputs))
-            fast.append(step(compiled, eager_optimizer, inputs))
+            eager.append(mfu.train_step(model, eager_optimizer, inputs))
+            fast.append(mfu.train_step(compiled, eager_optimizer, inputs))
         eager_median, fast_median = statistics.median(eager), statistics.median(fast)
         label = f"default job, attention dropout {args.attention_dropout}" if name == "semi_iin" else "mosi"
         print(f"| {name} | {label} | {compile_seconds:.0f} | {eager_median:.3f} | {fast_median:.3f} | "

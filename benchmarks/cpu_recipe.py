@@ -8,12 +8,14 @@ the machine's load hits every configuration alike. Prints a table of medians and
 import argparse
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from mfu import train_step as step  # noqa: E402
+
 from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
 
 # The default job: MOSI feature sizes, 100 vision frames (train.py's EMBEDDED_SYNTHETIC_DEFAULTS).
@@ -40,14 +42,6 @@ def build(attention_dropout: float) -> tuple[torch.nn.Module, torch.optim.Optimi
     model = SemiIINForSentimentAnalysis(config).train()
     model.validate_inputs = False  # as under MSATrainer
     return model, torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-
-
-def step(model, optimizer, inputs) -> float:
-    started = time.perf_counter()
-    model(**inputs).loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
 
 
 def main() -> None:

@@ -92,18 +92,20 @@ def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5) -> 
     return 2 * size ** 3 / statistics.median(times)
 
 
+def train_step(model, optimizer, inputs, device: str = "cpu") -> float:
+    """Seconds of one training step: forward, loss, backward, optimizer step (shared by the benchmark scripts)."""
+    synchronize(device)
+    started = time.perf_counter()
+    model(**inputs).loss.backward()
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    synchronize(device)
+    return time.perf_counter() - started
+
+
 def time_step(model, optimizer, inputs, steps: int, device: str) -> float:
-    times = []
-    for index in range(steps + 1):
-        synchronize(device)
-        started = time.perf_counter()
-        model(**inputs).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-        synchronize(device)
-        if index:
-            times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    """Median of `steps` training steps after one warm-up step."""
+    return statistics.median([train_step(model, optimizer, inputs, device) for _ in range(steps + 1)][1:])
 
 
 def main(argv: list[str] | None = None) -> list[dict]:

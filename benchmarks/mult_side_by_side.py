@@ -46,14 +46,6 @@ def mult_step(model, optimizer, inputs) -> float:
     return time.perf_counter() - started
 
 
-def semi_iin_step(model, optimizer, inputs) -> float:
-    started = time.perf_counter()
-    model(**inputs).loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    return time.perf_counter() - started
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["mosi", "official"], choices=sorted(mfu.SHAPES))
@@ -74,7 +66,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             times = {"mult": [], "semi": []}
             for index in range(args.steps + 1):
                 mult_time = mult_step(mult, mult_optimizer, inputs)
-                semi_time = semi_iin_step(semi, semi_optimizer, inputs)
+                semi_time = mfu.train_step(semi, semi_optimizer, inputs)
                 if index:
                     times["mult"].append(mult_time)
                     times["semi"].append(semi_time)
