@@ -333,6 +333,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_model_arguments(model_args, config_args, self_training_args, training_args)
+    if data_args.examples_dir and not (Path(data_args.examples_dir) / "examples.json").is_file():
+        raise SystemExit(f"--examples_dir {data_args.examples_dir}: no examples.json there (a list of "
+                         '{"video": file name, "text": transcript}, e.g. as training_msa/video_demo.py writes it).')
     from transformers import set_seed
 
     from dataset_scripts import load_msa_dataset

@@ -58,6 +58,13 @@ def test_card_of_an_unevaluated_model_says_so_instead_of_an_empty_table(tmp_path
     assert CITATIONS["semi_iin"] in card.text and "datasets" not in data
 
 
+def test_a_missing_examples_folder_is_refused_before_training(tmp_path):
+    with pytest.raises(SystemExit, match="--examples_dir .*nothing: no examples.json there"):
+        run_train_script(*TINY, "--examples_dir", str(tmp_path / "nothing"), "--output_dir", str(tmp_path / "run"),
+                         cwd=tmp_path)
+    assert not (tmp_path / "run").exists()  # nothing trained or written
+
+
 def test_portable_command_keeps_relative_paths():
     assert portable_command("train.py --data_dir data/MOSI --x=/home/me/y") == "train.py --data_dir data/MOSI '--x=<y>'"
 
