@@ -42,6 +42,15 @@ class FaceCNNModel(FaceCNNPreTrainedModel):
         self.embedding = nn.Linear(channels[-1], config.embedding_size)
         self.post_init()
 
+    def train(self, mode: bool = True):
+        """As `nn.Module.train`, except that a BatchNorm whose weights are frozen (the encoder frozen, or LoRA-tuned
+        with peft) keeps its statistics: they are part of the frozen encoder, and an adapter does not save them."""
+        super().train(mode)
+        for module in self.modules():
+            if isinstance(module, nn.BatchNorm2d) and not any(p.requires_grad for p in module.parameters()):
+                module.eval()
+        return self
+
     def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
         if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.num_channels:
             raise ValueError(

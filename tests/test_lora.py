@@ -27,12 +27,16 @@ def test_lora_adapter_round_trip(tmp_path):
 
     batch, labels = raw_batch(), torch.tensor([2.0, -1.0])
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    statistics = {name: buffer.clone() for name, buffer in model.named_buffers() if "running_" in name}
     model.train()
     for _ in range(3):
         optimizer.zero_grad()
         model(**batch, labels=labels).loss.backward()
         optimizer.step()
     model.eval()
+    # the frozen CNN's BatchNorm statistics are part of the base model (the adapter does not carry them): unchanged
+    assert statistics and all(torch.equal(buffer, statistics[name]) for name, buffer in model.named_buffers()
+                              if name in statistics)
     with torch.no_grad():
         tuned = model(**batch).logits
         untouched = SemiIINForSentimentAnalysis.from_pretrained(tmp_path / "base").eval()(**batch).logits

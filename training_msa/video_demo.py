@@ -60,10 +60,10 @@ def calibrate_batch_norm(encoder, processor, seed: int = 0, count: int = 256) ->
              for _ in range(count)]
     pixels = processor.image_processor(faces, return_tensors="pt")["pixel_values"]
     norms = [m for m in encoder.modules() if isinstance(m, nn.BatchNorm2d)]
-    for norm in norms:
+    for norm in norms:  # in train mode by hand: a frozen encoder's train() keeps its BatchNorm statistics
         norm.reset_running_stats()
         norm.momentum = None
-    encoder.train()
+        norm.train()
     with torch.no_grad():
         encoder(pixel_values=pixels)
     for norm in norms:
