@@ -8,6 +8,7 @@ evaluates on the test split, prints the metric table and writes a Hub-ready fold
 import argparse
 import dataclasses
 import logging
+import os
 import shlex
 import sys
 from dataclasses import dataclass, field
@@ -453,6 +454,13 @@ def run() -> None:
     """The command line: Ctrl-C ends with one line (and exit status 130) instead of a traceback."""
     try:
         main()
+    except SystemExit as done:
+        if done.code in (0, None) and {"-h", "--help", HELP_ALL} & set(sys.argv[1:]):
+            # The help is printed and nothing else ran: skip the interpreter's teardown of torch & co (1-2 s).
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0)
+        raise
     except KeyboardInterrupt:
         print("\ntrain.py: interrupted. Checkpoints written so far stay in the output folder; continue with "
               "--resume_from_checkpoint last.", file=sys.stderr)
