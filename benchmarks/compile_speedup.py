@@ -19,12 +19,12 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).res
 import mfu  # noqa: E402
 from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis  # noqa: E402
 
-DEFAULT_JOB = {"text": (50, 768), "audio": (375, 5), "vision": (100, 20)}  # train.py's embedded default
 
 
 def build(name: str, attention_dropout: float):
     if name == "semi_iin":
-        return mfu.build(DEFAULT_JOB, "cpu", attention_dropout=attention_dropout)[0], DEFAULT_JOB
+        shapes = mfu.SHAPES["default_job"]
+        return mfu.build(shapes, "cpu", attention_dropout=attention_dropout)[0], shapes
     shapes = mfu.SHAPES["mosi"]
     torch.manual_seed(0)
     model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(

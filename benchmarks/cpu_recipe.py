@@ -14,12 +14,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import mfu  # noqa: E402
 from mfu import train_step as step  # noqa: E402
 
-from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
-
-# The default job: MOSI feature sizes, 100 vision frames (train.py's EMBEDDED_SYNTHETIC_DEFAULTS).
-SHAPES = {"text": (50, 768), "audio": (375, 5), "vision": (100, 20)}
+SHAPES = mfu.SHAPES["default_job"]
 
 
 def batch(size: int, seed: int = 0) -> dict:
@@ -34,16 +32,6 @@ def batch(size: int, seed: int = 0) -> dict:
     return inputs
 
 
-def build(attention_dropout: float) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
-    torch.manual_seed(0)
-    config = SemiIINConfig(text_feature_size=768, audio_feature_size=5, vision_feature_size=20,
-                           max_audio_tokens=47, max_text_tokens=50, max_vision_tokens=100,
-                           attention_dropout=attention_dropout)
-    model = SemiIINForSentimentAnalysis(config).train()
-    model.validate_inputs = False  # as under MSATrainer
-    return model, torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-4)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
@@ -51,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     inputs = batch(args.batch)
     configurations = [(dropout, threads) for dropout in (0.1, 0.0) for threads in (1, 2)]
-    models = {dropout: build(dropout) for dropout in (0.1, 0.0)}
+    models = {dropout: mfu.build(SHAPES, "cpu", dropout) for dropout in (0.1, 0.0)}
     times = {configuration: [] for configuration in configurations}
     for dropout, threads in configurations:  # warm-up
         torch.set_num_threads(threads)

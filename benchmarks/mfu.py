@@ -27,6 +27,8 @@ SHAPES = {
     "official": {"text": (100, 1024), "audio": (800, 1024), "vision": (50, 256)},
     "mosi": {"text": (50, 768), "audio": (375, 5), "vision": (500, 20)},
     "mosei": {"text": (50, 768), "audio": (500, 74), "vision": (500, 35)},
+    # train.py's embedded default job: MOSI feature sizes, 100 vision frames (EMBEDDED_SYNTHETIC_DEFAULTS)
+    "default_job": {"text": (50, 768), "audio": (375, 5), "vision": (100, 20)},
 }
 
 

@@ -40,12 +40,6 @@ logger = logging.getLogger(__name__)
 KEPT_COLUMNS = ("id", "raw_text", "label", "label_T", "label_A", "label_V")
 
 
-def clip_inputs(row: dict, processor) -> dict:
-    """The processor's inputs for one indexed clip (see `load_clip`)."""
-    clip = load_clip(row, processor.fps, processor.sampling_rate)
-    return processor(text=clip["text"], audio=clip["audio"], frames=clip["frames"])
-
-
 @torch.no_grad()
 def encode_clip(model, inputs) -> dict[str, np.ndarray]:
     """Per-modality features [frames, dim] (padding removed) from the model's bundled encoders."""

@@ -9,7 +9,7 @@ from transformers import PreTrainedModel
 
 from modeling_msa.msa_utils import MODALITIES
 
-from .model_card import write_model_card
+from .model_card import portable_path, write_model_card
 
 
 NOT_METRICS = ("epoch",)  # what Trainer.evaluate returns beside the metrics
@@ -18,14 +18,13 @@ NOT_METRICS = ("epoch",)  # what Trainer.evaluate returns beside the metrics
 def portable_json(text: str) -> str:
     """A JSON document (e.g. `training_args.json`) whose absolute local paths are replaced by `<last component>`:
     a published folder never records the publisher's folders."""
+
     def clean(value):
         if isinstance(value, dict):
             return {key: clean(item) for key, item in value.items()}
         if isinstance(value, list):
             return [clean(item) for item in value]
-        if isinstance(value, str) and (value.startswith(("/", "~")) or (len(value) > 2 and value[1:3] in (":\\", ":/"))):
-            return f"<{Path(value).name or 'path'}>"
-        return value
+        return portable_path(value) if isinstance(value, str) else value
 
     return json.dumps(clean(json.loads(text)), indent=2, sort_keys=True) + "\n"
 

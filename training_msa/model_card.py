@@ -135,9 +135,16 @@ def base_models(config) -> list[str]:
     return names
 
 
+def portable_path(value: str) -> str:
+    """`<last component>` for an absolute, home or drive path (a publisher's local folder), else `value`."""
+    if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
+        return f"<{Path(value).name or 'path'}>"
+    return value
+
+
 def portable_command(command: str) -> str:
-    """`command` with every absolute or home path replaced by its last component: a card never records the
-    publisher's local folders."""
+    """`command` with every absolute or home path replaced by its last component (`portable_path`): a card never
+    records the publisher's local folders."""
     try:
         words = shlex.split(command)
     except ValueError:
@@ -145,8 +152,7 @@ def portable_command(command: str) -> str:
     cleaned = []
     for word in words:
         prefix, _, value = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
-        if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
-            value = f"<{Path(value).name or 'path'}>"
+        value = portable_path(value)
         cleaned.append(f"{prefix}={value}" if prefix else value)
     return shlex.join(cleaned)
 
