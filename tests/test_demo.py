@@ -48,5 +48,7 @@ def test_demo_answers_through_the_client(tmp_path, monkeypatch):
         assert len(timeline["data"]) == 5  # 1.5 s in windows of 0.5 s every 0.25 s
         with pytest.raises(Exception, match="no audio stream"):  # show_error: the pipeline's message reaches the client
             client.predict(gradio_client.handle_file(str(silent)), "", 0, api_name="/predict")
+        with pytest.raises(Exception, match="Upload a video"):
+            client.predict(None, "a lovely day", 0, api_name="/predict")
     finally:
         demo.close()

@@ -214,3 +214,11 @@ def test_two_processes_share_the_clips_and_resume_each_others_run(model_dir, cus
     before = sorted((output / "shards").glob("*.parquet"))
     again = extraction.extract_features(str(custom_folder), str(output), str(model_dir), progress=False)
     assert sorted((output / "shards").glob("*.parquet")) == before and sum(len(s) for s in again.values()) == 4
+
+
+@pytest.mark.parametrize("options, flag", [({"batch_size": 0}, "--batch-size"), ({"shard_size": 0}, "--shard-size")])
+def test_sizes_below_one_are_refused_before_anything_is_written(model_dir, custom_folder, tmp_path, options, flag):
+    with pytest.raises(SystemExit, match=f"{flag} .* must be at least 1"):
+        extraction.extract_features(str(custom_folder), str(tmp_path / "out"), str(model_dir), progress=False,
+                                    **options)
+    assert not (tmp_path / "out").exists()

@@ -65,6 +65,14 @@ def test_a_missing_examples_folder_is_refused_before_training(tmp_path):
     assert not (tmp_path / "run").exists()  # nothing trained or written
 
 
+def test_an_examples_folder_without_its_listing_is_refused_and_nothing_is_published(tmp_path):
+    (tmp_path / "clips").mkdir()
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+    with pytest.raises(ValueError, match=r"clips has no examples.json"):
+        save_hub_ready(model, tmp_path / "hub", examples_dir=tmp_path / "clips")
+    assert not (tmp_path / "hub").exists() and not list(tmp_path.glob(".hub.*"))  # no folder, no staging left
+
+
 def test_portable_command_keeps_relative_paths():
     assert portable_command("train.py --data_dir data/MOSI --x=/home/me/y") == "train.py --data_dir data/MOSI '--x=<y>'"
 
