@@ -2,7 +2,7 @@
 a B×H×T×T dropout mask) vs 0 (a fused kernel), each at 1 and 2 threads, interleaved in one process so that
 the machine's load hits every configuration alike. Prints a table of medians and ratios.
 
-    python benchmarks/cpu_recipe.py [--rounds 5] [--batch 32]
+    python benchmarks/cpu_recipe.py [--rounds 5] [--batch 32] [--profile]
 """
 
 import argparse
@@ -36,8 +36,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--profile", action="store_true",
+                        help="instead: torch.profiler table of two steps at attention dropout 0, 2 threads")
     args = parser.parse_args()
     inputs = batch(args.batch)
+    if args.profile:
+        from torch.profiler import ProfilerActivity, profile
+
+        torch.set_num_threads(2)
+        model, optimizer = mfu.build(SHAPES, "cpu", 0.0)
+        step(model, optimizer, inputs)
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(2):
+                step(model, optimizer, inputs)
+        print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+        return
     configurations = [(dropout, threads) for dropout in (0.1, 0.0) for threads in (1, 2)]
     models = {dropout: mfu.build(SHAPES, "cpu", dropout) for dropout in (0.1, 0.0)}
     times = {configuration: [] for configuration in configurations}
