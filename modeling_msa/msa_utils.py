@@ -1,6 +1,7 @@
 """Input checks, length/mask helpers and label binning shared by the msa-hub models."""
 
 import torch
+import torch.nn.functional as F
 
 MODALITIES = ("text", "audio", "vision")  # the one modality tuple of msa-hub
 
@@ -176,3 +177,87 @@ class AutoMapMixin:
             auto_map.update({auto: f"{module}.{name}" for auto, name in self._auto_map_classes.items()})
             self.config.auto_map = auto_map
         return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+def random_words(count: int, bits: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """`count` uniform random signed integers of `bits` (8 or 16) bits, cut from 64-bit words of numpy's SFC64
+    generator seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them). SFC64 gives
+    64 bits 3x faster than torch's CPU `random_`, and a 16-bit word per element costs a quarter of a draw."""
+    import numpy as np
+
+    seed = int(torch.randint(0, 1 << 62, ()).item())  # CPU generator: no device synchronisation
+    per_word = 64 // bits
+    raw = np.random.SFC64(seed).random_raw(-(-count // per_word))
+    words = torch.from_numpy(raw.view(np.int8 if bits == 8 else np.int16)[:count])
+    return words.to(device)
+
+
+def dropped_elements(hidden: torch.Tensor, p: float) -> tuple[torch.Tensor | None, float]:
+    """(boolean mask of the elements to drop, scale of the kept ones) for dropout rate `p`, drawn from
+    [`random_words`]: q = p when p is a multiple of 2**-8 (8-bit words, e.g. 0.5), otherwise
+    q = round(p * 2**16) / 2**16 (16-bit words; |q - p| <= 2**-17); scale = 1 / (1 - q). None when q = 0."""
+    bits = 8 if float(p * 256).is_integer() else 16
+    levels = 1 << bits
+    dropped = min(round(p * levels), levels)
+    if dropped == 0:
+        return None, 1.0
+    if dropped == levels:
+        return torch.ones(hidden.shape, dtype=torch.bool, device=hidden.device), 0.0
+    words = random_words(hidden.numel(), bits, hidden.device).view(hidden.shape)  # uniform on [-levels/2, levels/2)
+    return words < dropped - levels // 2, levels / (levels - dropped)
+
+
+def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
+    """Training-mode dropout with the mask of [`dropped_elements`] instead of `bernoulli_` (about 13 ns per element
+    on CPU, up to a third of a Semi-IIN step): the distribution of `torch.nn.functional.dropout` up to the rounding
+    of p, reproducible under `torch.manual_seed`, another random stream. A tensor that needs a gradient saves the
+    scaled float mask (one multiply in backward); one that does not (raw input features) is masked in one pass."""
+    drop, scale = dropped_elements(hidden, p)
+    if drop is None:
+        return hidden
+    if not hidden.requires_grad:
+        return hidden.masked_fill(drop, 0.0).mul_(scale)
+    return hidden * torch.where(drop, hidden.new_zeros(()), hidden.new_full((), scale))
+
+
+class _ReLUWordDropout(torch.autograd.Function):
+    """dropout(relu(x)) with one mask for both (zero where dropped or x <= 0, else the dropout scale): one
+    multiply forward and one backward, instead of ReLU's two passes on top of dropout's."""
+
+    @staticmethod
+    def forward(ctx, hidden: torch.Tensor, p: float) -> torch.Tensor:
+        drop, scale = dropped_elements(hidden, p)
+        zero = hidden <= 0 if drop is None else drop | (hidden <= 0)
+        mask = torch.where(zero, hidden.new_zeros(()), hidden.new_full((), scale))
+        ctx.save_for_backward(mask)
+        return hidden * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (mask,) = ctx.saved_tensors
+        return grad * mask, None
+
+
+class Dropout(torch.nn.Dropout):
+    """`nn.Dropout` that samples its training mask with [`word_dropout`] on CPU when `fast_sampling` (the
+    models' `fast_cpu_dropout` config field); elsewhere, and under `torch.compile`, PyTorch's own dropout."""
+
+    def __init__(self, p: float = 0.5, fast_sampling: bool = True):
+        super().__init__(p)
+        self.fast_sampling = fast_sampling
+
+    def _samples_words(self, hidden: torch.Tensor) -> bool:
+        fast = self.fast_sampling and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
+        return self.training and fast and self.p > 0
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return word_dropout(hidden, self.p) if self._samples_words(hidden) else super().forward(hidden)
+
+    def after_relu(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`self(relu(hidden))`; fused into one masked multiply when this dropout samples words."""
+        if self._samples_words(hidden) and hidden.requires_grad:
+            return _ReLUWordDropout.apply(hidden, self.p)
+        return self(F.relu(hidden))
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, fast_sampling={self.fast_sampling}"

@@ -285,7 +285,11 @@ def test_self_mm_training_steps_equal_mmsa_self_mm(tmp_path, monkeypatch, dropou
         for name, value in theirs_step.items():
             if "pooler" in name:
                 continue
-            torch.testing.assert_close(ours_step[ours_name(name)], value, atol=1e-5, rtol=1e-5,
+            # Adam's first update is lr * g / (|g| + 1e-8): where a gradient is near 1e-8 the float rounding of g
+            # (kernel order, CPU model) moves the parameter visibly. Measured: one element of 1024 in
+            # video_model.linear_1 (|g| ~ 3e-9, update 0.25 lr) off by 1.6e-5 on one machine while every loss
+            # agrees to 1e-7. 5e-5 is 1% of the video learning rate, far below any recipe difference (~lr).
+            torch.testing.assert_close(ours_step[ours_name(name)], value, atol=5e-5, rtol=1e-5,
                                        msg=lambda m, n=name, s=step: f"step {s + 1}, {n}: {m}")
 
 

@@ -60,6 +60,12 @@ class MSATrainingArguments(TrainingArguments):
         metadata={"help": "Stop after this many evaluations without improving metric_for_best_model (Self-MM: 8 "
                           "epochs on validation MAE); needs load_best_model_at_end."},
     )
+    tune_cpu_allocator: bool = field(
+        default=True,
+        metadata={"help": "Training on CPU under Linux/glibc: keep freed memory in the process for the next step "
+                          "instead of page-faulting it in anew (mallopt; 1.1-1.15x per step). Skipped when LD_PRELOAD "
+                          "or a MALLOC_* variable is set."},
+    )
     stop_on_non_finite_loss: bool = field(
         default=True,
         metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "

@@ -1,0 +1,160 @@
+"""The CPU fast paths of Semi-IIN training (issue #15): dropout masks from random words, the frames-last Conv1d
+and glibc's allocator kept from returning freed memory. Each is checked against what it replaces."""
+
+import itertools
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from conftest import random_batch, tiny_semi_iin_config
+from modeling_msa import SemiIINForSentimentAnalysis
+from modeling_msa.modeling_semi_iin import conv1d_frames_last
+from modeling_msa.msa_utils import Dropout, prefix_mask, random_words, word_dropout
+from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.parametrize("p, bits", [(0.5, 8), (0.25, 8), (0.2, 16), (0.1, 16)])
+def test_word_dropout_drops_at_the_documented_rate_and_keeps_the_mean(p, bits):
+    torch.manual_seed(0)
+    ones = torch.ones(1001, 999)  # an element count that is no multiple of the words per draw
+    output = word_dropout(ones, p)
+    levels = 1 << bits
+    q = round(p * levels) / levels  # the rate actually used
+    assert abs(q - p) <= 2 ** -17
+    dropped = (output == 0).double().mean().item()
+    sigma = math.sqrt(q * (1 - q) / ones.numel())
+    assert abs(dropped - q) < 5 * sigma
+    values = torch.unique(output).tolist()
+    assert len(values) == 2 and values[0] == 0.0 and values[1] == pytest.approx(1 / (1 - q), rel=1e-6)
+    assert abs(output.double().mean().item() - 1.0) < 5 * sigma / (1 - q)
+
+
+def test_word_dropout_masks_are_independent_between_neighbours_and_calls():
+    torch.manual_seed(0)
+    kept = (word_dropout(torch.ones(4_000_000), 0.5) != 0).double()
+    # neighbouring elements come from the same 64-bit draw: their masks must still be uncorrelated
+    for lag in (1, 2, 3, 4, 8):
+        correlation = torch.corrcoef(torch.stack([kept[:-lag], kept[lag:]]))[0, 1].item()
+        assert abs(correlation) < 0.003, (lag, correlation)
+    again = (word_dropout(torch.ones(4_000_000), 0.5) != 0).double()
+    assert abs(torch.corrcoef(torch.stack([kept, again]))[0, 1].item()) < 0.003
+
+
+def test_word_dropout_follows_torch_manual_seed():
+    x = torch.randn(64, 33)
+    torch.manual_seed(7)
+    first = word_dropout(x, 0.2)
+    torch.manual_seed(7)
+    assert torch.equal(word_dropout(x, 0.2), first)
+    assert not torch.equal(word_dropout(x, 0.2), first)
+    torch.manual_seed(7)
+    words = random_words(1000, 16)
+    assert words.dtype == torch.int16 and words.shape == (1000,)
+    assert words.min() < -30000 and words.max() > 30000  # the whole signed 16-bit range
+
+
+def test_word_dropout_gradient_is_the_scaled_mask():
+    torch.manual_seed(0)
+    x = torch.randn(17, 31, requires_grad=True)
+    output = word_dropout(x, 0.2)
+    output.sum().backward()
+    kept = output.detach() != 0
+    scale = 65536 / (65536 - round(0.2 * 65536))
+    torch.testing.assert_close(x.grad, kept.float() * scale)
+    torch.testing.assert_close(output[kept], x.detach()[kept] * scale)
+
+
+def test_dropout_module_eval_identity_and_pytorch_fallback():
+    x = torch.randn(8, 20)
+    fast = Dropout(0.3)
+    assert torch.equal(fast.eval()(x), x)
+    slow, reference = Dropout(0.3, fast_sampling=False).train(), torch.nn.Dropout(0.3).train()
+    torch.manual_seed(1)
+    expected = reference(x)
+    torch.manual_seed(1)
+    assert torch.equal(slow(x), expected)  # fast_sampling=False is PyTorch's dropout, draw for draw
+    assert "fast_sampling=True" in repr(fast)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_semi_iin_config_chooses_the_dropout_sampler(fast):
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(fast_cpu_dropout=fast))
+    dropouts = [module for module in model.modules() if isinstance(module, torch.nn.Dropout)]
+    assert dropouts and all(isinstance(module, Dropout) and module.fast_sampling is fast for module in dropouts)
+    model.train()
+    batch = random_batch()
+    loss = model(**batch, labels=torch.tensor([0.5, -1.0, 2.0])).loss
+    loss.backward()
+    assert torch.isfinite(loss)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [
+    (k, s, p) for k, s, p in itertools.product((1, 2, 3, 4, 5), (1, 2, 3, 4), (0, 1, 2)) if p < k
+])
+def test_frames_last_conv1d_equals_conv1d_on_masked_frames(kernel, stride, padding):
+    torch.manual_seed(kernel * 100 + stride * 10 + padding)
+    for length in (1, 2, 3, 7, 8, 50):
+        frames = torch.randn(3, length, 6, dtype=torch.float64, requires_grad=True)
+        weight = torch.randn(5, 6, kernel, dtype=torch.float64, requires_grad=True)
+        mask = prefix_mask(torch.tensor([length, max(1, length // 2), 1]), length)
+        reference_input = (frames * mask[..., None]).transpose(1, 2)
+        shortfall = kernel - 2 * padding - length
+        if shortfall > 0:  # what SemiIINFeatureProjection did: zero-extend to one output
+            reference_input = F.pad(reference_input, (0, shortfall))
+        expected = F.conv1d(reference_input, weight, stride=stride, padding=padding).transpose(1, 2)
+        found = conv1d_frames_last(frames, weight, stride, padding, mask)
+        torch.testing.assert_close(found, expected)
+        upstream = torch.randn_like(expected)
+        expected_grads = torch.autograd.grad(expected, (frames, weight), upstream)
+        found_grads = torch.autograd.grad(found, (frames, weight), upstream)
+        for a, b in zip(found_grads, expected_grads):
+            torch.testing.assert_close(a, b)
+
+
+def test_allocator_tuning_respects_a_chosen_allocator(monkeypatch):
+    for name in ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"):
+        monkeypatch.setenv(name, "1")
+        assert keep_freed_cpu_memory_for_reuse() is False
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
+    """Two fresh interpreters run the same Semi-IIN steps; with the tuning, the steps page-fault far less."""
+    script = textwrap.dedent(f"""
+        import resource, sys
+        sys.path[:0] = [{str(ROOT)!r}, {str(ROOT / 'benchmarks')!r}]
+        import torch
+        torch.set_num_threads(1)
+        from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+        applied = sys.argv[1] == "1" and keep_freed_cpu_memory_for_reuse()
+        import mfu
+        shapes = {{"text": (50, 768), "audio": (100, 5), "vision": (100, 20)}}
+        model, optimizer = mfu.build(shapes, "cpu", 0.0)
+        inputs = mfu.random_batch(shapes, 16, "cpu")
+        for _ in range(3):  # the heap grows to its working size
+            mfu.train_step(model, optimizer, inputs)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            mfu.train_step(model, optimizer, inputs)
+        print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+    """)
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    faults = {}
+    for tuned in ("0", "1"):
+        result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
+                                env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr
+        applied, per_step = result.stdout.split()
+        assert applied == ("True" if tuned == "1" else "False")
+        faults[tuned] = float(per_step)
+    assert faults["1"] < 0.3 * faults["0"], faults
