@@ -64,7 +64,7 @@ def test_bad_mmsa_pickles_name_file_split_and_field(tmp_path, mutate, message):
 
 
 def test_sims_labels_outside_minus_one_one_are_refused(tmp_path):
-    path = write_pickle(tmp_path / "sims" / "unaligned_39.pkl", set_value("train", "regression_labels", 0, 2.0))
+    write_pickle(tmp_path / "sims" / "unaligned_39.pkl", set_value("train", "regression_labels", 0, 2.0))
     with pytest.raises(ValueError, match=r"outside \[-1, 1\], first 2 at row 0 .*SIMS labels lie in \[-1, 1\]"):
         load_msa_dataset("sims", tmp_path / "sims", cache_dir=str(tmp_path / "cache"))
 
@@ -248,7 +248,6 @@ def test_shared_private_config_values_are_checked():
 
 
 def test_left_padded_masks_and_non_binary_masks_are_refused_by_both_models():
-    import torch
     from conftest import random_batch, tiny_semi_iin_config
 
     from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
