@@ -61,10 +61,6 @@ CONFIG_CHOICES = {"attention_mode": ATTENTION_MODES, "encoder_style": ENCODER_ST
                   "unimodal_loss_weighting": UNIMODAL_WEIGHTINGS}
 # The embedded default keeps MOSI's feature sizes but 100 vision frames so the CPU job takes minutes.
 EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
-# ... and its Semi-IIN drops no attention weights: SDPA then takes a fused CPU kernel instead of the math kernel and
-# its T x T dropout mask (1.16x per step at these shapes, same test MAE; benchmarks/RESULTS.md). A deviation from the
-# paper recipe (attention dropout 0.1, kept by SemiIINConfig and configs/semi_iin*.yaml).
-EMBEDDED_MODEL_DEFAULTS = {"attention_dropout": 0.0}
 
 ModelConfigArguments = config_arguments(
     (SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED,
@@ -170,8 +166,6 @@ def build_parser(show_all: bool = False) -> HfArgumentParser:
         TrainScriptArguments.__annotations__)
     unset_means_default = {f.name for cls in (ModelConfigArguments, SyntheticArguments) for f in dataclasses.fields(cls)}
     for action in parser._actions:
-        if action.dest in EMBEDDED_MODEL_DEFAULTS:
-            action.help += f"; the embedded synthetic job: {EMBEDDED_MODEL_DEFAULTS[action.dest]}"
         if action.dest in unset_means_default:
             action.help = action.help.replace("%", "%%")  # states the model's real default: no "(default: None)"
             action.states_its_default = True
@@ -352,10 +346,6 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     dataset_options = {}
     if data_args.dataset_name == "synthetic":
         dataset_options = {**EMBEDDED_SYNTHETIC_DEFAULTS, **overrides(synthetic_args, "synthetic_")}
-        if model_args.model == "semi_iin" and not model_args.model_name_or_path:
-            for name, value in EMBEDDED_MODEL_DEFAULTS.items():
-                if getattr(config_args, name) is None:
-                    setattr(config_args, name, value)
     with training_args.main_process_first(desc="dataset preparation"):
         dataset = load_msa_dataset(
             data_args.dataset_name, data_dir=data_args.data_dir, setting=data_args.dataset_setting,

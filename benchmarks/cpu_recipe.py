@@ -1,11 +1,13 @@
-"""Training-step time of the embedded default job's Semi-IIN on CPU: attention dropout 0.1 (SDPA's math kernel,
-a B×H×T×T dropout mask) vs 0 (a fused kernel), each at 1 and 2 threads, interleaved in one process so that
-the machine's load hits every configuration alike. Prints a table of medians and ratios.
+"""Training-step time of the embedded default job's Semi-IIN on CPU: attention dropout 0.1 (a math path with a
+B×H×T×T dropout mask) vs 0 (SDPA's fused kernel), dropout masks from random words (`fast_cpu_dropout`) vs
+PyTorch's `bernoulli_`, each at 1 and 2 threads, interleaved in one process so that the machine's load hits every
+configuration alike. Prints a table of medians and ratios.
 
     python benchmarks/cpu_recipe.py [--rounds 5] [--batch 32] [--profile]
 """
 
 import argparse
+import itertools
 import statistics
 import sys
 from pathlib import Path
@@ -37,37 +39,42 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--profile", action="store_true",
-                        help="instead: torch.profiler table of two steps at attention dropout 0, 2 threads")
+                        help="instead: torch.profiler table of two steps of the default recipe, 2 threads")
     args = parser.parse_args()
+    from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+
+    keep_freed_cpu_memory_for_reuse()  # as train.py does on CPU
     inputs = batch(args.batch)
     if args.profile:
         from torch.profiler import ProfilerActivity, profile
 
         torch.set_num_threads(2)
-        model, optimizer = mfu.build(SHAPES, "cpu", 0.0)
+        model, optimizer = mfu.build(SHAPES, "cpu", 0.1)
         step(model, optimizer, inputs)
         with profile(activities=[ProfilerActivity.CPU]) as profiler:
             for _ in range(2):
                 step(model, optimizer, inputs)
         print(profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
         return
-    configurations = [(dropout, threads) for dropout in (0.1, 0.0) for threads in (1, 2)]
-    models = {dropout: mfu.build(SHAPES, "cpu", dropout) for dropout in (0.1, 0.0)}
+    configurations = list(itertools.product((0.1, 0.0), (False, True), (1, 2)))
+    models = {(dropout, fast): mfu.build(SHAPES, "cpu", dropout, fast_cpu_dropout=fast)
+              for dropout, fast in itertools.product((0.1, 0.0), (False, True))}
     times = {configuration: [] for configuration in configurations}
-    for dropout, threads in configurations:  # warm-up
+    for dropout, fast, threads in configurations:  # warm-up
         torch.set_num_threads(threads)
-        step(*models[dropout], inputs)
+        step(*models[(dropout, fast)], inputs)
     for _ in range(args.rounds):
-        for dropout, threads in configurations:
+        for dropout, fast, threads in configurations:
             torch.set_num_threads(threads)
-            times[(dropout, threads)].append(step(*models[dropout], inputs))
-    baseline = statistics.median(times[(0.1, 2)])
+            times[(dropout, fast, threads)].append(step(*models[(dropout, fast)], inputs))
+    baseline = statistics.median(times[(0.1, False, 2)])
     print(f"Semi-IIN default-job shapes {SHAPES}, batch {args.batch}, median of {args.rounds} interleaved steps\n")
-    print("| attention dropout | threads | step (s) | samples/s | speed vs dropout 0.1, 2 threads |")
-    print("|---|---|---|---|---|")
-    for dropout, threads in configurations:
-        median = statistics.median(times[(dropout, threads)])
-        print(f"| {dropout} | {threads} | {median:.3f} | {args.batch / median:.1f} | {baseline / median:.2f}x |")
+    print("| attention dropout | fast CPU dropout | threads | step (s) | samples/s | speed vs 0.1, PyTorch dropout, 2 threads |")
+    print("|---|---|---|---|---|---|")
+    for dropout, fast, threads in configurations:
+        median = statistics.median(times[(dropout, fast, threads)])
+        print(f"| {dropout} | {str(fast).lower()} | {threads} | {median:.3f} | {args.batch / median:.1f} | "
+              f"{baseline / median:.2f}x |")
 
 
 if __name__ == "__main__":

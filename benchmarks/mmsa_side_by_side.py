@@ -109,14 +109,28 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="our epochs; MMSA runs early_stop=epochs-1 (>= epochs)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", default=None, help="keep the work folder here")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="run ours, MMSA, ours, ... (each round adds one MMSA and one msa-hub run, ours "
+                             "bracketing MMSA's) and compare medians: the machine's speed drifts between runs")
     args = parser.parse_args()
     work = Path(args.keep or tempfile.mkdtemp(prefix="mmsa_vs_msahub."))
     work.mkdir(parents=True, exist_ok=True)
     pickle_path, bert = work / "mosi_shaped.pkl", work / "tiny_bert"
     write_pickle(pickle_path)
     write_tiny_bert(bert)
-    mmsa = run_mmsa(args.mmsa_python, pickle_path, bert, work, max(1, args.epochs - 1), args.threads)
-    ours = run_ours(pickle_path, bert, work, args.epochs, args.threads)
+    ours_runs, mmsa_runs = [], []
+    if args.rounds > 1:
+        ours_runs.append(run_ours(pickle_path, bert, work, args.epochs, args.threads))
+    for _ in range(args.rounds):
+        mmsa_runs.append(run_mmsa(args.mmsa_python, pickle_path, bert, work, max(1, args.epochs - 1), args.threads))
+        ours_runs.append(run_ours(pickle_path, bert, work, args.epochs, args.threads))
+    for name, runs in (("MMSA", mmsa_runs), ("msa-hub", ours_runs)):
+        print(f"{name} batches/s per run: " + ", ".join(f"{run['batches_per_second']:.2f}" for run in runs))
+
+    def median_run(runs: list[dict]) -> dict:
+        return sorted(runs, key=lambda run: run["batches_per_second"])[len(runs) // 2]
+
+    mmsa, ours = median_run(mmsa_runs), median_run(ours_runs)
     print(f"Self-MM on a MOSI-shaped synthetic pickle ({SPLITS}), tiny BERT (128 wide, 2 layers), batch 16, "
           f"{args.threads} threads")
     print("| implementation | epochs | batches | optimizer steps | train + per-epoch validation (s) | batches/s | "

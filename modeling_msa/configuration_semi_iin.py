@@ -43,11 +43,12 @@ class SemiIINConfig(PreTrainedConfig):
             `layer_repeats` times with tied weights; each application scales its input by sqrt(hidden_size), adds
             sinusoidal positions when `sinusoidal_positions`, applies `embedding_dropout`, the pre-LN layers and a
             final LayerNorm) or "pre_ln" (the layers applied `layer_repeats` times, then one LayerNorm; no scaling).
-        fast_cpu_dropout: On CPU, sample the dropout masks (all but attention's, which SDPA draws) from 16-bit random
-            words (`msa_utils.word_dropout`: 2-4x faster than PyTorch's `bernoulli_`, the same distribution with each
-            rate rounded to a multiple of 2**-16). False uses PyTorch's dropout everywhere. GPUs and `torch.compile`
-            always use PyTorch's (fast there). An implementation choice, not the paper's: the papers do not say how
-            dropout is sampled.
+        fast_cpu_dropout: In CPU training, draw every dropout mask (attention weights included, then computed as
+            SDPA's math kernel does) from random words (`msa_utils.word_dropout`, 3x faster than PyTorch's
+            `bernoulli_`; the same distribution with each rate rounded to a multiple of 2**-16, exact for multiples
+            of 2**-8) and fuse the feed-forward ReLU into its dropout. False: PyTorch's dropout everywhere. GPUs
+            and `torch.compile` always use PyTorch's (fast there). An implementation choice: the papers do not say
+            how dropout is sampled.
         sinusoidal_positions: "mult" only: add MulT's sinusoidal positions (fairseq table, position = slot + 1) in
             each application. The original MulT always adds them and MMSA's copy only with `position_embedding`;
             Semi-IIN's own `cross_transformer.py` is not published, so this default (True) is inferred.

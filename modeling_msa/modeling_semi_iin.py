@@ -114,7 +114,10 @@ def build_attention_plans(
     return plans
 
 
-def _merge_equal_queries(groups: list[tuple[tuple[int, ...], tuple[int, ...]]]) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
+PieceGroup = tuple[tuple[int, ...], tuple[int, ...]]  # (query pieces, key pieces)
+
+
+def _merge_equal_queries(groups: list[PieceGroup]) -> list[PieceGroup]:
     """Adjacent query groups that see the same keys become one group (the global branch: one SDPA call)."""
     merged = [groups[0]]
     for query_pieces, key_pieces in groups[1:]:
@@ -186,7 +189,7 @@ def conv1d_frames_last(
     if rows * stride != length:
         frames = F.pad(frames, (0, 0, 0, rows * stride - length))
         frame_mask = None if frame_mask is None else F.pad(frame_mask, (0, rows * stride - length))
-    by_residue = frames.view(batch, rows, stride, channels)
+    by_residue = frames.reshape(batch, rows, stride, channels)  # a view of contiguous frames
     mask_by_residue = None if frame_mask is None else frame_mask.view(batch, rows, stride, 1).to(frames.dtype)
     output = None
     for residue in range(stride):

@@ -216,7 +216,7 @@ def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
     if drop is None:
         return hidden
     if not hidden.requires_grad:
-        return hidden.masked_fill(drop, 0.0).mul_(scale)
+        return torch.where(drop, hidden.new_zeros(()), hidden).mul_(scale)  # one pass, no copy first
     return hidden * torch.where(drop, hidden.new_zeros(()), hidden.new_full((), scale))
 
 

@@ -43,3 +43,16 @@ def test_compiled_training_step_equals_eager(name):
     # new data of the same shapes reuses the graph; other lengths (a bucket of another size) compile once more
     other = {**random_batch(seed=1), "labels": LABELS}
     torch.testing.assert_close(compiled(**other).logits, model(**other).logits)
+
+
+def test_compiled_training_mode_semi_iin_uses_pytorch_dropout_in_one_graph():
+    """In train mode the CPU word-dropout sampler (numpy) steps aside under torch.compile: still one graph."""
+    torch.manual_seed(0)
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).train()
+    assert model.config.fast_cpu_dropout
+    model.validate_inputs = False
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+    loss = compiled(**random_batch(), labels=LABELS).loss
+    loss.backward()
+    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)

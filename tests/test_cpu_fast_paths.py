@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from conftest import random_batch, tiny_semi_iin_config
 from modeling_msa import SemiIINForSentimentAnalysis
-from modeling_msa.modeling_semi_iin import conv1d_frames_last
-from modeling_msa.msa_utils import Dropout, prefix_mask, random_words, word_dropout
+from modeling_msa.modeling_semi_iin import attention_with_word_dropout, conv1d_frames_last
+from modeling_msa.msa_utils import Dropout, dropped_elements, prefix_mask, random_words, word_dropout
 from training_msa.runtime import keep_freed_cpu_memory_for_reuse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,6 +71,42 @@ def test_word_dropout_gradient_is_the_scaled_mask():
     scale = 65536 / (65536 - round(0.2 * 65536))
     torch.testing.assert_close(x.grad, kept.float() * scale)
     torch.testing.assert_close(output[kept], x.detach()[kept] * scale)
+
+
+def test_fused_relu_dropout_equals_relu_then_dropout():
+    x = torch.randn(40, 70, requires_grad=True)
+    reference_input = x.detach().clone().requires_grad_()
+    module = Dropout(0.2).train()
+    torch.manual_seed(5)
+    fused = module.after_relu(x)
+    torch.manual_seed(5)  # the same words are drawn: the same elements dropped
+    reference = word_dropout(F.relu(reference_input), 0.2)
+    torch.testing.assert_close(fused, reference, rtol=0, atol=0)
+    upstream = torch.randn_like(fused)
+    fused.backward(upstream)
+    reference.backward(upstream)
+    torch.testing.assert_close(x.grad, reference_input.grad, rtol=0, atol=0)
+    assert torch.equal(module.eval().after_relu(x), F.relu(x))
+
+
+def test_attention_with_word_dropout_is_sdpa_math_with_its_own_mask():
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 5, 8, generator=generator) for _ in range(3))
+    key = key[:, :, :4]
+    value = value[:, :, :4]
+    key_mask = torch.zeros(2, 1, 1, 4).masked_fill_(torch.tensor([[False] * 4, [False, False, True, True]])[:, None, None],
+                                                   float("-inf"))
+    expected = F.scaled_dot_product_attention(query, key, value, attn_mask=key_mask)
+    weights = (query @ key.transpose(-2, -1) / math.sqrt(8) + key_mask).softmax(-1)
+    torch.manual_seed(3)
+    found = attention_with_word_dropout(query, key, value, key_mask, 0.3)
+    torch.manual_seed(3)
+    drop, scale = dropped_elements(weights, 0.3)
+    torch.testing.assert_close(found, (weights.masked_fill(drop, 0) * scale) @ value)
+    # unbiased: averaged over many masks it approaches the attention without dropout
+    mean = torch.stack([attention_with_word_dropout(query, key, value, key_mask, 0.3) for _ in range(2000)]).mean(0)
+    torch.testing.assert_close(mean, expected, atol=0.06, rtol=0)
+    assert (found[1, :, :, :] != 0).any() and torch.isfinite(found).all()
 
 
 def test_dropout_module_eval_identity_and_pytorch_fallback():
