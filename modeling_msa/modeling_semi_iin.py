@@ -245,8 +245,8 @@ def attention_with_word_dropout(
     query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, key_mask: torch.Tensor, p: float
 ) -> torch.Tensor:
     """What SDPA's math kernel computes in training, softmax(q k^T / sqrt(d) + mask) with dropout on the weights,
-    times v, with the weights' dropout drawn by [`word_dropout`] instead of `bernoulli_` (a third of the step at
-    the official shapes when SDPA drew it)."""
+    times v, with the weights' dropout drawn by [`word_dropout`] instead of `bernoulli_` (at MMSA's T ~ 600 SDPA's
+    masks made a paper-recipe step 1.8x slower than one without attention dropout; benchmarks/RESULTS.md)."""
     scores = torch.matmul(query * query.shape[-1] ** -0.5, key.transpose(-2, -1)) + key_mask
     return torch.matmul(word_dropout(scores.softmax(dim=-1), p), value)
 
