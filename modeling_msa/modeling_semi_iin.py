@@ -35,6 +35,7 @@ from .msa_utils import (
     intensity_to_class,
     lengths_from_mask,
     prefix_mask,
+    samples_words,
     should_check_input_values,
     word_dropout,
 )
@@ -272,7 +273,7 @@ class SemiIINAttention(nn.Module):
         )
         dropout = self.dropout if self.training else 0.0
         attend = F.scaled_dot_product_attention
-        if dropout > 0 and self.fast_cpu_dropout and hidden.device.type == "cpu" and not torch.compiler.is_compiling():
+        if dropout > 0 and samples_words(self.fast_cpu_dropout, hidden):
             attend = attention_with_word_dropout
         queries, keys, values = (part.split(plan.piece_sizes, dim=2) for part in (query, key, value))
         outputs = [

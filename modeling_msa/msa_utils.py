@@ -207,6 +207,17 @@ def dropped_elements(hidden: torch.Tensor, p: float) -> tuple[torch.Tensor | Non
     return words < dropped - levels // 2, levels / (levels - dropped)
 
 
+def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
+    """Whether dropout on `hidden` draws its mask from random words: `enabled` (`fast_cpu_dropout`), a CPU tensor
+    and eager mode (compiled graphs and accelerators keep PyTorch's dropout, fast there)."""
+    return enabled and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
+
+
+def _scaled_keep_mask(zero: torch.Tensor, scale: float, like: torch.Tensor) -> torch.Tensor:
+    """0 where `zero`, else `scale`, in `like`'s dtype: the mask dropout multiplies by (and saves for backward)."""
+    return torch.where(zero, like.new_zeros(()), like.new_full((), scale))
+
+
 def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout with the mask of [`dropped_elements`] instead of `bernoulli_` (about 13 ns per element
     on CPU, up to a third of a Semi-IIN step): the distribution of `torch.nn.functional.dropout` up to the rounding
@@ -217,7 +228,7 @@ def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
         return hidden
     if not hidden.requires_grad:
         return torch.where(drop, hidden.new_zeros(()), hidden).mul_(scale)  # one pass, no copy first
-    return hidden * torch.where(drop, hidden.new_zeros(()), hidden.new_full((), scale))
+    return hidden * _scaled_keep_mask(drop, scale, hidden)
 
 
 class _ReLUWordDropout(torch.autograd.Function):
@@ -228,7 +239,7 @@ class _ReLUWordDropout(torch.autograd.Function):
     def forward(ctx, hidden: torch.Tensor, p: float) -> torch.Tensor:
         drop, scale = dropped_elements(hidden, p)
         zero = hidden <= 0 if drop is None else drop | (hidden <= 0)
-        mask = torch.where(zero, hidden.new_zeros(()), hidden.new_full((), scale))
+        mask = _scaled_keep_mask(zero, scale, hidden)
         ctx.save_for_backward(mask)
         return hidden * mask
 
@@ -247,8 +258,7 @@ class Dropout(torch.nn.Dropout):
         self.fast_sampling = fast_sampling
 
     def _samples_words(self, hidden: torch.Tensor) -> bool:
-        fast = self.fast_sampling and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
-        return self.training and fast and self.p > 0
+        return self.training and self.p > 0 and samples_words(self.fast_sampling, hidden)
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         return word_dropout(hidden, self.p) if self._samples_words(hidden) else super().forward(hidden)
