@@ -63,8 +63,8 @@ class MSATrainingArguments(TrainingArguments):
     tune_cpu_allocator: bool = field(
         default=True,
         metadata={"help": "Training on CPU under Linux/glibc: keep freed memory in the process for the next step "
-                          "instead of page-faulting it in anew (mallopt; 1.08-1.16x per step). Skipped when LD_PRELOAD "
-                          "or a MALLOC_* variable is set."},
+                          "instead of page-faulting it in anew (mallopt; 23-87x fewer page faults, up to 1.11x per "
+                          "step). Skipped when LD_PRELOAD or a MALLOC_* variable is set."},
     )
     stop_on_non_finite_loss: bool = field(
         default=True,
