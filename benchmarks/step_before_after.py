@@ -1,10 +1,12 @@
 """Training-step time of the embedded default job's Semi-IIN with the modeling code of two checkouts (e.g. a
 worktree of an older commit and this one), each step run in a fresh process, the two alternating so that the
 machine's drifting speed hits both alike. Each process applies the CPU allocator tuning when its checkout has it
-(as its train.py would).
+(as its train.py would). `--precision_before/--precision_after bf16` run that side's forward under CPU bf16
+autocast (what `train.py --bf16 true` does).
 
     git worktree add /tmp/before <commit>
-    python benchmarks/step_before_after.py --before /tmp/before --after . [--rounds 3] [--attention_dropout 0.1]
+    python benchmarks/step_before_after.py --before /tmp/before --after . [--rounds 3] [--attention_dropout 0.1] \
+        [--precision_before fp32] [--precision_after bf16]
 """
 
 import argparse
@@ -15,7 +17,7 @@ from pathlib import Path
 
 CHILD = r"""
 import statistics, sys, time
-root, attention_dropout, steps = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
+root, attention_dropout, steps, bf16 = sys.argv[1], float(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "bf16"
 sys.path.insert(0, root)
 import torch
 try:
@@ -41,7 +43,9 @@ inputs["labels"] = torch.empty(32).uniform_(-3, 3, generator=generator)
 
 def step():
     started = time.perf_counter()
-    model(**inputs).loss.backward()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        loss = model(**inputs).loss
+    loss.backward()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
     return time.perf_counter() - started
@@ -59,12 +63,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per process (median)")
     parser.add_argument("--attention_dropout", type=float, default=0.1)
+    for side in ("before", "after"):
+        parser.add_argument(f"--precision_{side}", choices=("fp32", "bf16"), default="fp32")
     args = parser.parse_args()
     times = {"before": [], "after": []}
     for _ in range(args.rounds):
         for name in times:
             root = str(Path(getattr(args, name)).resolve())
-            result = subprocess.run([sys.executable, "-c", CHILD, root, str(args.attention_dropout), str(args.steps)],
+            result = subprocess.run([sys.executable, "-c", CHILD, root, str(args.attention_dropout), str(args.steps),
+                                     getattr(args, f"precision_{name}")],
                                     capture_output=True, text=True, check=True)
             times[name].append(float(result.stdout.split()[-1]))
     before, after = statistics.median(times["before"]), statistics.median(times["after"])
@@ -74,7 +81,8 @@ def main() -> None:
     print("|---|---|---|---|")
     for name, median in (("before", before), ("after", after)):
         runs = ", ".join(f"{t:.3f}" for t in times[name])
-        print(f"| {name} ({getattr(args, name)}) | {runs} | {median:.3f} | {before / median:.2f}x |")
+        precision = getattr(args, f"precision_{name}")
+        print(f"| {name} ({getattr(args, name)}, {precision}) | {runs} | {median:.3f} | {before / median:.2f}x |")
 
 
 if __name__ == "__main__":

@@ -192,19 +192,37 @@ def random_words(count: int, bits: int, device: torch.device | str = "cpu") -> t
     return words.to(device)
 
 
-def dropped_elements(hidden: torch.Tensor, p: float) -> tuple[torch.Tensor | None, float]:
-    """(boolean mask of the elements to drop, scale of the kept ones) for dropout rate `p`, drawn from
-    [`random_words`]: q = p when p is a multiple of 2**-8 (8-bit words, e.g. 0.5), otherwise
-    q = round(p * 2**16) / 2**16 (16-bit words; |q - p| <= 2**-17); scale = 1 / (1 - q). None when q = 0."""
+def _word_rate(p: float) -> tuple[int, int, int]:
+    """(bits, levels = 2**bits, dropped words out of levels) for dropout rate `p`: 8-bit words when p is a multiple
+    of 2**-8 (e.g. 0.5), otherwise 16-bit ones, the rate rounded to q = dropped / levels (|q - p| <= 2**-17)."""
     bits = 8 if float(p * 256).is_integer() else 16
     levels = 1 << bits
-    dropped = min(round(p * levels), levels)
+    return bits, levels, min(round(p * levels), levels)
+
+
+def dropout_scale(hidden: torch.Tensor, p: float) -> torch.Tensor:
+    """The kept elements' value 1 / (1 - q) in the mask of [`dropout_keep_mask`], a 0-dim tensor in `hidden`'s dtype
+    (0 when every element is dropped)."""
+    _, levels, dropped = _word_rate(p)
+    return hidden.new_full((), 0.0 if dropped == levels else levels / (levels - dropped))
+
+
+def dropout_keep_mask(hidden: torch.Tensor, p: float) -> torch.Tensor | None:
+    """The dropout mask for `hidden` drawn from [`random_words`], in its dtype: 0 for a dropped element,
+    [`dropout_scale`] for a kept one; rate q = p rounded as [`_word_rate`] says. None when q = 0.
+
+    Built with float passes only: a comparison into a bool tensor, and `torch.where` on one, run 3-5x slower than
+    a float pass on CPU. The words are integers, so clamping them to [t - 1, t] and subtracting t - 1 gives exactly
+    0 (word < t: dropped) or 1 (kept)."""
+    bits, levels, dropped = _word_rate(p)
     if dropped == 0:
-        return None, 1.0
+        return None
     if dropped == levels:
-        return torch.ones(hidden.shape, dtype=torch.bool, device=hidden.device), 0.0
-    words = random_words(hidden.numel(), bits, hidden.device).view(hidden.shape)  # uniform on [-levels/2, levels/2)
-    return words < dropped - levels // 2, levels / (levels - dropped)
+        return hidden.new_zeros(hidden.shape)
+    threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
+    words = random_words(hidden.numel(), bits, hidden.device).view(hidden.shape)
+    kept = words.to(torch.float32).clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
+    return kept.to(hidden.dtype).mul_(dropout_scale(hidden, p))
 
 
 def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
@@ -213,40 +231,35 @@ def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
     return enabled and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
-def _scaled_keep_mask(zero: torch.Tensor, scale: float, like: torch.Tensor) -> torch.Tensor:
-    """0 where `zero`, else `scale`, in `like`'s dtype: the mask dropout multiplies by (and saves for backward)."""
-    return torch.where(zero, like.new_zeros(()), like.new_full((), scale))
-
-
 def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
-    """Training-mode dropout with the mask of [`dropped_elements`] instead of `bernoulli_` (about 13 ns per element
+    """Training-mode dropout with the mask of [`dropout_keep_mask`] instead of `bernoulli_` (about 13 ns per element
     on CPU, up to a third of a Semi-IIN step): the distribution of `torch.nn.functional.dropout` up to the rounding
     of p, reproducible under `torch.manual_seed`, another random stream. A tensor that needs a gradient saves the
-    scaled float mask (one multiply in backward); one that does not (raw input features) is masked in one pass."""
-    drop, scale = dropped_elements(hidden, p)
-    if drop is None:
+    mask (one multiply in backward); one that does not (raw input features) is multiplied into the fresh mask."""
+    mask = dropout_keep_mask(hidden, p)
+    if mask is None:
         return hidden
-    if not hidden.requires_grad:
-        return torch.where(drop, hidden.new_zeros(()), hidden).mul_(scale)  # one pass, no copy first
-    return hidden * _scaled_keep_mask(drop, scale, hidden)
+    return hidden * mask if hidden.requires_grad else mask.mul_(hidden)
 
 
 class _ReLUWordDropout(torch.autograd.Function):
-    """dropout(relu(x)) with one mask for both (zero where dropped or x <= 0, else the dropout scale): one
-    multiply forward and one backward, instead of ReLU's two passes on top of dropout's."""
+    """dropout(relu(x)) in one masked multiply; backward needs only the output (which the next layer saves anyway):
+    the gradient is the scale where the output is positive, else 0 (ReLU's own `threshold_backward`, times the
+    scale), so no mask is kept for backward."""
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, p: float) -> torch.Tensor:
-        drop, scale = dropped_elements(hidden, p)
-        zero = hidden <= 0 if drop is None else drop | (hidden <= 0)
-        mask = _scaled_keep_mask(zero, scale, hidden)
-        ctx.save_for_backward(mask)
-        return hidden * mask
+        mask = dropout_keep_mask(hidden, p)
+        output = F.relu(hidden) if mask is None else F.relu(hidden).mul_(mask)
+        ctx.scale = None if mask is None else dropout_scale(hidden, p)  # the kept elements' value in the mask
+        ctx.save_for_backward(output)
+        return output
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
-        (mask,) = ctx.saved_tensors
-        return grad * mask, None
+        (output,) = ctx.saved_tensors
+        grad_input = torch.ops.aten.threshold_backward(grad, output, 0)
+        return (grad_input if ctx.scale is None else grad_input.mul_(ctx.scale)), None
 
 
 class Dropout(torch.nn.Dropout):

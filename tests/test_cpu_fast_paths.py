@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from conftest import random_batch, tiny_semi_iin_config
 from modeling_msa import SemiIINForSentimentAnalysis
 from modeling_msa.modeling_semi_iin import attention_with_word_dropout, conv1d_frames_last
-from modeling_msa.msa_utils import Dropout, dropped_elements, prefix_mask, random_words, word_dropout
+from modeling_msa.msa_utils import Dropout, dropout_keep_mask, prefix_mask, random_words, word_dropout
 from training_msa.runtime import keep_freed_cpu_memory_for_reuse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,6 +62,33 @@ def test_word_dropout_follows_torch_manual_seed():
     assert words.min() < -30000 and words.max() > 30000  # the whole signed 16-bit range
 
 
+@pytest.mark.parametrize("p, bits", [(0.5, 8), (0.1, 16), (1 / 3, 16)])
+def test_keep_mask_from_float_passes_equals_the_word_comparison(p, bits, monkeypatch):
+    """The mask is built by clamping float copies of the words; it must be exactly the comparison word >= t, at
+    the boundary words t - 1 and t as everywhere else."""
+    from modeling_msa import msa_utils
+
+    levels = 1 << bits
+    dropped = round(p * levels)
+    threshold = dropped - levels // 2
+    low, high = -(levels // 2), levels // 2 - 1
+    every_word = torch.arange(low, high + 1, dtype=torch.int8 if bits == 8 else torch.int16)
+    monkeypatch.setattr(msa_utils, "random_words", lambda count, bits, device: every_word[:count])
+    for dtype in (torch.float32, torch.bfloat16, torch.float64):
+        mask = msa_utils.dropout_keep_mask(torch.empty(every_word.numel(), dtype=dtype), p)
+        scale = torch.tensor(levels / (levels - dropped), dtype=dtype)
+        expected = torch.where(every_word.long() >= threshold, scale, torch.zeros((), dtype=dtype))
+        assert mask.dtype == dtype and torch.equal(mask, expected)
+        assert (mask == 0).sum() == dropped  # exactly q of all the words are dropped
+
+
+def test_fused_relu_dropout_keeps_no_mask_for_backward():
+    x = torch.randn(64, 512, requires_grad=True)
+    output = Dropout(0.2).train().after_relu(x)
+    saved = [tensor for tensor in (output.grad_fn.saved_tensors or ())]
+    assert len(saved) == 1 and saved[0].data_ptr() == output.data_ptr()  # the output itself, no extra mask
+
+
 def test_word_dropout_gradient_is_the_scaled_mask():
     torch.manual_seed(0)
     x = torch.randn(17, 31, requires_grad=True)
@@ -73,8 +100,9 @@ def test_word_dropout_gradient_is_the_scaled_mask():
     torch.testing.assert_close(output[kept], x.detach()[kept] * scale)
 
 
-def test_fused_relu_dropout_equals_relu_then_dropout():
-    x = torch.randn(40, 70, requires_grad=True)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_relu_dropout_equals_relu_then_dropout(dtype):
+    x = torch.randn(40, 70, dtype=dtype, requires_grad=True)
     reference_input = x.detach().clone().requires_grad_()
     module = Dropout(0.2).train()
     torch.manual_seed(5)
@@ -101,8 +129,7 @@ def test_attention_with_word_dropout_is_sdpa_math_with_its_own_mask():
     torch.manual_seed(3)
     found = attention_with_word_dropout(query, key, value, key_mask, 0.3)
     torch.manual_seed(3)
-    drop, scale = dropped_elements(weights, 0.3)
-    torch.testing.assert_close(found, (weights.masked_fill(drop, 0) * scale) @ value)
+    torch.testing.assert_close(found, (weights * dropout_keep_mask(weights, 0.3)) @ value)
     # unbiased: averaged over many masks it approaches the attention without dropout
     mean = torch.stack([attention_with_word_dropout(query, key, value, key_mask, 0.3) for _ in range(2000)]).mean(0)
     torch.testing.assert_close(mean, expected, atol=0.06, rtol=0)
