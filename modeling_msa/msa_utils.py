@@ -179,16 +179,48 @@ class AutoMapMixin:
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
-def random_words(count: int, bits: int, device: torch.device | str = "cpu") -> torch.Tensor:
+_DRAWS_PER_CHUNK = 1 << 19  # 64-bit draws per separately seeded chunk (4 MiB)
+_draw_pool = None  # threads filling chunks: numpy releases the GIL while it draws and casts
+
+
+def random_words(count: int, bits: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
     """`count` uniform random signed integers of `bits` (8 or 16) bits, cut from 64-bit words of numpy's SFC64
-    generator seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them). SFC64 gives
-    64 bits 3x faster than torch's CPU `random_`, and a 16-bit word per element costs a quarter of a draw."""
+    generator, seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them). SFC64 gives
+    64 bits 3x faster than torch's CPU `random_`, and a 16-bit word per element costs a quarter of a draw. Chunk i
+    of `_DRAWS_PER_CHUNK` draws comes from SFC64 seeded with [seed, i] (the same stream for any thread count),
+    drawn and written by up to `torch.get_num_threads()` threads. `dtype`: the words converted to it (exactly, for
+    float32/float64) as they are written; default the signed integer type of `bits`."""
     import numpy as np
 
     seed = int(torch.randint(0, 1 << 62, ()).item())  # CPU generator: no device synchronisation
-    per_word = 64 // bits
-    raw = np.random.SFC64(seed).random_raw(-(-count // per_word))
-    words = torch.from_numpy(raw.view(np.int8 if bits == 8 else np.int16)[:count])
+    per_draw = 64 // bits
+    integer = (np.int8, torch.int8) if bits == 8 else (np.int16, torch.int16)
+    words = torch.empty(count, dtype=dtype or integer[1])
+    target = words.numpy() if words.dtype != torch.bfloat16 else None  # numpy has no bfloat16
+    per_chunk = _DRAWS_PER_CHUNK * per_draw
+
+    def fill(index: int) -> None:
+        start = index * per_chunk
+        size = min(per_chunk, count - start)
+        chunk = np.random.SFC64([seed, index]).random_raw(-(-size // per_draw)).view(integer[0])[:size]
+        if target is not None:
+            target[start:start + size] = chunk  # the cast, GIL released
+        else:
+            words[start:start + size].copy_(torch.from_numpy(chunk))
+
+    chunks = -(-count // per_chunk)
+    threads = min(chunks, torch.get_num_threads())
+    if threads < 2:
+        for index in range(chunks):
+            fill(index)
+    else:
+        global _draw_pool
+        if _draw_pool is None or _draw_pool._max_workers < threads:
+            from concurrent.futures import ThreadPoolExecutor
+
+            _draw_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="msa-dropout-words")
+        list(_draw_pool.map(fill, range(chunks)))
     return words.to(device)
 
 
@@ -220,8 +252,8 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float) -> torch.Tensor | None:
     if dropped == levels:
         return hidden.new_zeros(hidden.shape)
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
-    words = random_words(hidden.numel(), bits, hidden.device).view(hidden.shape)
-    kept = words.to(torch.float32).clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
+    words = random_words(hidden.numel(), bits, hidden.device, torch.float32).view(hidden.shape)
+    kept = words.clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
     return kept.to(hidden.dtype).mul_(dropout_scale(hidden, p))
 
 

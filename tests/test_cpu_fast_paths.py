@@ -49,6 +49,26 @@ def test_word_dropout_masks_are_independent_between_neighbours_and_calls():
     assert abs(torch.corrcoef(torch.stack([kept, again]))[0, 1].item()) < 0.003
 
 
+def test_random_words_are_the_same_for_any_thread_count_and_dtype():
+    threads = torch.get_num_threads()
+    count = 3 * (1 << 19) * 4 + 5  # several chunks of 16-bit words, the last one cut
+    try:
+        streams = []
+        for thread_count in (1, 2, 3):
+            torch.set_num_threads(thread_count)
+            torch.manual_seed(11)
+            streams.append(random_words(count, 16))
+        torch.manual_seed(11)
+        as_float = random_words(count, 16, dtype=torch.float32)
+    finally:
+        torch.set_num_threads(threads)
+    assert all(torch.equal(stream, streams[0]) for stream in streams[1:])
+    assert torch.equal(as_float, streams[0].float())
+    chunk = (1 << 19) * 4
+    first, second = streams[0][:chunk].double(), streams[0][chunk:2 * chunk].double()
+    assert abs(torch.corrcoef(torch.stack([first, second]))[0, 1].item()) < 0.005  # chunks are separate streams
+
+
 def test_word_dropout_follows_torch_manual_seed():
     x = torch.randn(64, 33)
     torch.manual_seed(7)
@@ -73,7 +93,7 @@ def test_keep_mask_from_float_passes_equals_the_word_comparison(p, bits, monkeyp
     threshold = dropped - levels // 2
     low, high = -(levels // 2), levels // 2 - 1
     every_word = torch.arange(low, high + 1, dtype=torch.int8 if bits == 8 else torch.int16)
-    monkeypatch.setattr(msa_utils, "random_words", lambda count, bits, device: every_word[:count])
+    monkeypatch.setattr(msa_utils, "random_words", lambda count, bits, device, dtype: every_word[:count].to(dtype))
     for dtype in (torch.float32, torch.bfloat16, torch.float64):
         mask = msa_utils.dropout_keep_mask(torch.empty(every_word.numel(), dtype=dtype), p)
         scale = torch.tensor(levels / (levels - dropped), dtype=dtype)

@@ -388,3 +388,29 @@ def test_early_stopping_selects_on_validation(tmp_path):
     assert trainer.state.epoch < 30  # stopped early (a learning rate this high stops improving fast)
     evaluated = [log for log in trainer.state.log_history if "eval_MAE" in log]
     assert trainer.state.best_metric == min(log["eval_MAE"] for log in evaluated)
+
+
+@pytest.mark.parametrize("argv, has_amx, expect_bf16", [
+    ([], True, True),  # the embedded job on an AMX CPU: bf16 autocast
+    ([], False, False),  # any other CPU: fp32
+    (["--cpu_amx_bf16", "false"], True, False),
+    (["--model", "self_mm"], True, False),  # Semi-IIN only
+    ([str(ROOT / "configs" / "semi_iin.yaml")], True, False),  # the paper recipe keeps fp32
+])
+def test_embedded_job_trains_in_bf16_only_on_amx_cpus(monkeypatch, argv, has_amx, expect_bf16):
+    import training_msa.runtime as runtime
+
+    train = train_script()
+    monkeypatch.setattr(runtime, "cpu_has_amx_bf16", lambda: has_amx)
+    model_args, *_, training_args = train.parse_arguments(argv)
+    assert not training_args.bf16
+    switched = train.with_cpu_amx_bf16(training_args, model_args.model)
+    assert switched.bf16 is expect_bf16 and switched.mixed_precision == ("bf16" if expect_bf16 else "no")
+    assert switched.use_cpu is expect_bf16 and switched.output_dir == training_args.output_dir
+
+
+def test_bf16_without_an_accelerator_means_cpu_autocast():
+    from training_msa import MSATrainingArguments
+
+    arguments = MSATrainingArguments(output_dir="unused", bf16=True)  # no --use_cpu needed on a CPU-only machine
+    assert arguments.use_cpu and arguments.mixed_precision == "bf16"

@@ -66,6 +66,13 @@ class MSATrainingArguments(TrainingArguments):
                           "instead of page-faulting it in anew (mallopt; 23-87x fewer page faults, up to 1.11x per "
                           "step). Skipped when LD_PRELOAD or a MALLOC_* variable is set."},
     )
+    cpu_amx_bf16: bool = field(
+        default=False,
+        metadata={"help": "Semi-IIN on a machine without an accelerator whose CPU has AMX bf16 units (Intel Xeon 4th "
+                          "generation and later): train with bf16 autocast, as --bf16 true would. A deviation from "
+                          "the papers' fp32 recipes; no effect on other CPUs, on accelerators or with --bf16/--fp16 "
+                          "set."},
+    )
     stop_on_non_finite_loss: bool = field(
         default=True,
         metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "
@@ -83,6 +90,8 @@ class MSATrainingArguments(TrainingArguments):
             self.use_cpu = True
         if not torch.accelerator.is_available():
             self.dataloader_pin_memory = False  # nothing to pin for; torch warns on every data loader otherwise
+            # --bf16 on a machine without an accelerator is CPU autocast (Trainer asks for use_cpu)
+            self.use_cpu = self.use_cpu or self.bf16
         super().__post_init__()
 
 
