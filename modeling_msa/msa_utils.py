@@ -1,5 +1,7 @@
 """Input checks, length/mask helpers and label binning shared by the msa-hub models."""
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -234,14 +236,20 @@ def _word_rate(p: float) -> tuple[int, int, int]:
 
 def dropout_scale(hidden: torch.Tensor, p: float) -> torch.Tensor:
     """The kept elements' value 1 / (1 - q) in the mask of [`dropout_keep_mask`], a 0-dim tensor in `hidden`'s dtype
-    (0 when every element is dropped)."""
+    (0 when every element is dropped). In bf16 it is rounded (1 / 0.9 becomes 1.109375)."""
+    return hidden.new_full((), word_dropout_scale(p))
+
+
+def word_dropout_scale(p: float) -> float:
+    """1 / (1 - q) for the rate q that [`_word_rate`] rounds p to (0.0 when every element is dropped)."""
     _, levels, dropped = _word_rate(p)
-    return hidden.new_full((), 0.0 if dropped == levels else levels / (levels - dropped))
+    return 0.0 if dropped == levels else levels / (levels - dropped)
 
 
-def dropout_keep_mask(hidden: torch.Tensor, p: float) -> torch.Tensor | None:
+def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> torch.Tensor | None:
     """The dropout mask for `hidden` drawn from [`random_words`], in its dtype: 0 for a dropped element,
-    [`dropout_scale`] for a kept one; rate q = p rounded as [`_word_rate`] says. None when q = 0.
+    [`dropout_scale`] for a kept one (1 with `scaled=False`); rate q = p rounded as [`_word_rate`] says. None when
+    q = 0.
 
     Built with float passes only: a comparison into a bool tensor, and `torch.where` on one, run 3-5x slower than
     a float pass on CPU. The words are integers, so clamping them to [t - 1, t] and subtracting t - 1 gives exactly
@@ -254,7 +262,8 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float) -> torch.Tensor | None:
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
     words = random_words(hidden.numel(), bits, hidden.device, torch.float32).view(hidden.shape)
     kept = words.clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
-    return kept.to(hidden.dtype).mul_(dropout_scale(hidden, p))
+    kept = kept.to(hidden.dtype)
+    return kept.mul_(dropout_scale(hidden, p)) if scaled else kept
 
 
 def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
@@ -263,15 +272,31 @@ def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
     return enabled and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
 
 
+@functools.lru_cache(maxsize=64)
+def _scale_is_exact(dtype: torch.dtype, scale: float) -> bool:
+    """Whether `scale` is exactly representable in `dtype` (1.25 is in bf16, 1 / 0.9 is not)."""
+    return torch.tensor(scale, dtype=torch.float64).to(dtype).double().item() == scale
+
+
+def _keep_mask_and_scale(hidden: torch.Tensor, p: float) -> tuple[torch.Tensor | None, float]:
+    """(mask, scale still to apply): the scaled mask when its dtype holds the scale exactly, else the 0/1 mask and
+    the python-float scale, applied by a multiply whose arithmetic is in float (bf16 would round 1 / 0.9 down by
+    0.16%, biasing every kept element)."""
+    scale = word_dropout_scale(p)
+    exact = hidden.dtype in (torch.float32, torch.float64) or _scale_is_exact(hidden.dtype, scale)
+    return dropout_keep_mask(hidden, p, scaled=exact), 1.0 if exact else scale
+
+
 def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout with the mask of [`dropout_keep_mask`] instead of `bernoulli_` (about 13 ns per element
     on CPU, up to a third of a Semi-IIN step): the distribution of `torch.nn.functional.dropout` up to the rounding
     of p, reproducible under `torch.manual_seed`, another random stream. A tensor that needs a gradient saves the
     mask (one multiply in backward); one that does not (raw input features) is multiplied into the fresh mask."""
-    mask = dropout_keep_mask(hidden, p)
+    mask, scale = _keep_mask_and_scale(hidden, p)
     if mask is None:
         return hidden
-    return hidden * mask if hidden.requires_grad else mask.mul_(hidden)
+    output = hidden * mask if hidden.requires_grad else mask.mul_(hidden)
+    return output if scale == 1.0 else output * scale
 
 
 class _ReLUWordDropout(torch.autograd.Function):
@@ -281,9 +306,11 @@ class _ReLUWordDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, p: float) -> torch.Tensor:
-        mask = dropout_keep_mask(hidden, p)
+        mask, scale = _keep_mask_and_scale(hidden, p)
         output = F.relu(hidden) if mask is None else F.relu(hidden).mul_(mask)
-        ctx.scale = None if mask is None else dropout_scale(hidden, p)  # the kept elements' value in the mask
+        if scale != 1.0:
+            output.mul_(scale)
+        ctx.scale = None if mask is None else word_dropout_scale(p)  # a python float: multiplied in float
         ctx.save_for_backward(output)
         return output
 

@@ -241,3 +241,33 @@ def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
         assert applied == ("True" if tuned == "1" else "False")
         faults[tuned] = float(per_step)
     assert faults["1"] < 0.3 * faults["0"], faults
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_bf16_dropout_scale_is_not_rounded_to_bf16(fused):
+    """1 / (1 - 0.1) is not a bf16 number: a mask holding it rounded (1.109375) would shrink every kept element by
+    0.16%. Each output must be the correctly rounded bf16 of x * scale."""
+    torch.manual_seed(0)
+    x = torch.randn(300, 700).abs().bfloat16().requires_grad_()
+    module = Dropout(0.1).train()
+    output = module.after_relu(x) if fused else module(x)
+    scale = 65536 / (65536 - round(0.1 * 65536))
+    kept = output.detach() != 0
+    expected = (x.detach().double() * scale).bfloat16()
+    assert torch.equal(output.detach()[kept], expected[kept])
+    assert abs(kept.double().mean().item() - 0.9) < 0.005
+    output.backward(torch.ones_like(output))
+    assert torch.equal(x.grad[kept], torch.full_like(x.grad[kept], scale))  # bf16(scale): the one rounding
+
+
+def test_attention_under_bf16_autocast_keeps_the_weights_in_bf16():
+    generator = torch.Generator().manual_seed(0)
+    query, key, value = (torch.randn(2, 3, 6, 8, generator=generator) for _ in range(3))
+    key_mask = torch.zeros(2, 1, 1, 6)
+    key_mask[1, ..., 4:] = float("-inf")
+    seen = []
+    original = torch.Tensor.softmax
+    with pytest.MonkeyPatch.context() as patch, torch.autocast("cpu", dtype=torch.bfloat16):
+        patch.setattr(torch.Tensor, "softmax", lambda self, *a, **k: seen.append(self.dtype) or original(self, *a, **k))
+        output = attention_with_word_dropout(query, key, value, key_mask, 0.1)
+    assert seen == [torch.bfloat16] and output.dtype == torch.bfloat16 and torch.isfinite(output).all()
