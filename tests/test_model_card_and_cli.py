@@ -146,6 +146,7 @@ def test_ctrl_c_ends_training_with_one_line(tmp_path):
     time.sleep(0.5)  # into the first training steps
     process.send_signal(signal.SIGINT)
     rest = process.stderr.read()
-    assert process.wait(timeout=120) == 130
-    assert "train.py: interrupted" in rest and "--resume_from_checkpoint last" in rest
+    status = process.wait(timeout=120)
+    assert status == 130, (status, "".join(lines)[-2000:], rest[-3000:])
+    assert "train.py: interrupted" in rest and "--resume_from_checkpoint last" in rest, rest[-3000:]
     assert "Traceback" not in rest, rest[-3000:]
