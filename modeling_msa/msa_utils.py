@@ -234,12 +234,6 @@ def _word_rate(p: float) -> tuple[int, int, int]:
     return bits, levels, min(round(p * levels), levels)
 
 
-def dropout_scale(hidden: torch.Tensor, p: float) -> torch.Tensor:
-    """The kept elements' value 1 / (1 - q) in the mask of [`dropout_keep_mask`], a 0-dim tensor in `hidden`'s dtype
-    (0 when every element is dropped). In bf16 it is rounded (1 / 0.9 becomes 1.109375)."""
-    return hidden.new_full((), word_dropout_scale(p))
-
-
 def word_dropout_scale(p: float) -> float:
     """1 / (1 - q) for the rate q that [`_word_rate`] rounds p to (0.0 when every element is dropped)."""
     _, levels, dropped = _word_rate(p)
@@ -248,7 +242,8 @@ def word_dropout_scale(p: float) -> float:
 
 def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> torch.Tensor | None:
     """The dropout mask for `hidden` drawn from [`random_words`], in its dtype: 0 for a dropped element,
-    [`dropout_scale`] for a kept one (1 with `scaled=False`); rate q = p rounded as [`_word_rate`] says. None when
+    [`word_dropout_scale`] rounded to that dtype for a kept one (1 with `scaled=False`; bf16 turns 1 / 0.9
+    into 1.109375); rate q = p rounded as [`_word_rate`] says. None when
     q = 0.
 
     Built with float passes only: a comparison into a bool tensor, and `torch.where` on one, run 3-5x slower than
@@ -263,7 +258,7 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> to
     words = random_words(hidden.numel(), bits, hidden.device, torch.float32).view(hidden.shape)
     kept = words.clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
     kept = kept.to(hidden.dtype)
-    return kept.mul_(dropout_scale(hidden, p)) if scaled else kept
+    return kept.mul_(word_dropout_scale(p)) if scaled else kept
 
 
 def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
