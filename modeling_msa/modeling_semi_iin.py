@@ -198,7 +198,8 @@ def conv1d_frames_last(
         taps = [tap for tap in range(kernel) if (tap - padding) % stride == residue]
         if not taps:
             continue
-        tap_weights = weight[:, :, taps].permute(2, 0, 1).reshape(len(taps) * out_channels, channels)
+        # taps[0], taps[0] + stride, ...: a strided slice (an index list's backward is a slow index_put)
+        tap_weights = weight[:, :, taps[0]::stride].permute(2, 0, 1).reshape(len(taps) * out_channels, channels)
         products = by_residue[:, :, residue] @ tap_weights.t()  # [B, rows, taps * O]
         if mask_by_residue is not None:
             products = products * mask_by_residue[:, :, residue]

@@ -181,35 +181,31 @@ class AutoMapMixin:
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 
-_DRAWS_PER_CHUNK = 1 << 19  # 64-bit draws per separately seeded chunk (4 MiB)
-_draw_pool = None  # threads filling chunks: numpy releases the GIL while it draws and casts
+_DRAWS_PER_CHUNK = 1 << 17  # 64-bit draws per separately seeded chunk (1 MiB: an attention mask spans several threads)
+_BLOCK = 1 << 16  # words turned into mask values at a time (cache-resident)
+_draw_pool = None  # threads filling chunks: numpy releases the GIL while it draws, compares and casts
+_INTEGER_VIEWS = {torch.bfloat16: torch.int16, torch.float16: torch.int16}  # numpy has no bfloat16
 
 
-def random_words(count: int, bits: int, device: torch.device | str = "cpu",
-                 dtype: torch.dtype | None = None) -> torch.Tensor:
-    """`count` uniform random signed integers of `bits` (8 or 16) bits, cut from 64-bit words of numpy's SFC64
-    generator, seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them). SFC64 gives
-    64 bits 3x faster than torch's CPU `random_`, and a 16-bit word per element costs a quarter of a draw. Chunk i
+def _fill_from_words(out: torch.Tensor, bits: int, write) -> torch.Tensor:
+    """Fills the flat CPU tensor `out` from uniform random signed `bits`-bit integers cut from 64-bit words of
+    numpy's SFC64, seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them): chunk i
     of `_DRAWS_PER_CHUNK` draws comes from SFC64 seeded with [seed, i] (the same stream for any thread count),
-    drawn and written by up to `torch.get_num_threads()` threads. `dtype`: the words converted to it (exactly, for
-    float32/float64) as they are written; default the signed integer type of `bits`."""
+    and `write(words, target)` turns each chunk's words into its slice of `out` (as a numpy array), in up to
+    `torch.get_num_threads()` threads."""
     import numpy as np
 
     seed = int(torch.randint(0, 1 << 62, ()).item())  # CPU generator: no device synchronisation
     per_draw = 64 // bits
-    integer = (np.int8, torch.int8) if bits == 8 else (np.int16, torch.int16)
-    words = torch.empty(count, dtype=dtype or integer[1])
-    target = words.numpy() if words.dtype != torch.bfloat16 else None  # numpy has no bfloat16
-    per_chunk = _DRAWS_PER_CHUNK * per_draw
+    integer = np.int8 if bits == 8 else np.int16
+    target = out.view(_INTEGER_VIEWS.get(out.dtype, out.dtype)).numpy()
+    count, per_chunk = out.numel(), _DRAWS_PER_CHUNK * per_draw
 
     def fill(index: int) -> None:
         start = index * per_chunk
         size = min(per_chunk, count - start)
-        chunk = np.random.SFC64([seed, index]).random_raw(-(-size // per_draw)).view(integer[0])[:size]
-        if target is not None:
-            target[start:start + size] = chunk  # the cast, GIL released
-        else:
-            words[start:start + size].copy_(torch.from_numpy(chunk))
+        words = np.random.SFC64([seed, index]).random_raw(-(-size // per_draw)).view(integer)[:size]
+        write(words, target[start:start + size])
 
     chunks = -(-count // per_chunk)
     threads = min(chunks, torch.get_num_threads())
@@ -223,6 +219,21 @@ def random_words(count: int, bits: int, device: torch.device | str = "cpu",
 
             _draw_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="msa-dropout-words")
         list(_draw_pool.map(fill, range(chunks)))
+    return out
+
+
+def random_words(count: int, bits: int, device: torch.device | str = "cpu",
+                 dtype: torch.dtype | None = None) -> torch.Tensor:
+    """`count` uniform random signed integers of `bits` (8 or 16) bits (the stream of [`_fill_from_words`]). SFC64
+    gives 64 bits 3x faster than torch's CPU `random_`, and a 16-bit word per element costs a quarter of a draw.
+    `dtype`: the words converted to it as they are written (exactly, for float32/float64); default the signed
+    integer type of `bits`."""
+    integer = torch.int8 if bits == 8 else torch.int16
+    words = torch.empty(count, dtype=dtype or integer)
+    if words.dtype in _INTEGER_VIEWS:  # no numpy type to cast into: copy through torch
+        words.copy_(random_words(count, bits))
+    else:
+        _fill_from_words(words, bits, lambda chunk, target: target.__setitem__(slice(None), chunk))
     return words.to(device)
 
 
@@ -240,25 +251,51 @@ def word_dropout_scale(p: float) -> float:
     return 0.0 if dropped == levels else levels / (levels - dropped)
 
 
-def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> torch.Tensor | None:
-    """The dropout mask for `hidden` drawn from [`random_words`], in its dtype: 0 for a dropped element,
-    [`word_dropout_scale`] rounded to that dtype for a kept one (1 with `scaled=False`; bf16 turns 1 / 0.9
-    into 1.109375); rate q = p rounded as [`_word_rate`] says. None when
-    q = 0.
+def _keep_writer(threshold: int, kept: torch.Tensor):
+    """`write` for [`_fill_from_words`]: `kept` (a 0-dim tensor of the mask's dtype) where word >= `threshold`,
+    else 0, one cache-resident block at a time. Floats numpy has are compared straight into the mask (0.0/1.0)
+    and multiplied by `kept` unless it is 1; bf16/fp16 masks are written as the bit pattern of `kept` (or 0) into
+    their int16 view."""
+    import numpy as np
 
-    Built with float passes only: a comparison into a bool tensor, and `torch.where` on one, run 3-5x slower than
-    a float pass on CPU. The words are integers, so clamping them to [t - 1, t] and subtracting t - 1 gives exactly
-    0 (word < t: dropped) or 1 (kept)."""
+    if kept.dtype in _INTEGER_VIEWS:
+        pattern = np.asarray(kept.view(_INTEGER_VIEWS[kept.dtype]).item(), dtype=np.int16)
+
+        def write(words, target):
+            for start in range(0, words.size, _BLOCK):
+                block = slice(start, start + _BLOCK)
+                np.multiply(np.greater_equal(words[block], threshold), pattern, out=target[block])
+        return write
+    value = kept.numpy()
+
+    def write(words, target):
+        for start in range(0, words.size, _BLOCK):
+            block = slice(start, start + _BLOCK)
+            np.greater_equal(words[block], threshold, out=target[block])  # the bool cast: exactly 0.0 or 1.0
+            if value != 1:
+                np.multiply(target[block], value, out=target[block])
+    return write
+
+
+def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> torch.Tensor | None:
+    """The dropout mask for `hidden` drawn from the words of [`_fill_from_words`], in its dtype: 0 for a dropped
+    element (word < t, for the t that drops q of the words), [`word_dropout_scale`] rounded to that dtype for a kept
+    one (1 with `scaled=False`; bf16 turns 1 / 0.9 into 1.109375); rate q = p rounded as [`_word_rate`] says. None
+    when q = 0.
+
+    Each chunk of words becomes mask values in the thread that drew it, in cache-resident blocks: torch passes over
+    the whole mask (a bool comparison and `torch.where` ran 3-5x slower than a float pass on CPU, and a clamp and a
+    subtraction of float words cost two more passes) are gone."""
     bits, levels, dropped = _word_rate(p)
     if dropped == 0:
         return None
     if dropped == levels:
         return hidden.new_zeros(hidden.shape)
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
-    words = random_words(hidden.numel(), bits, hidden.device, torch.float32).view(hidden.shape)
-    kept = words.clamp_(threshold - 1, threshold).sub_(threshold - 1)  # exactly 0 or 1
-    kept = kept.to(hidden.dtype)
-    return kept.mul_(word_dropout_scale(p)) if scaled else kept
+    dtype = hidden.dtype if hidden.dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
+    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=hidden.dtype).to(dtype)
+    mask = _fill_from_words(torch.empty(hidden.numel(), dtype=dtype), bits, _keep_writer(threshold, kept))
+    return mask.view(hidden.shape).to(device=hidden.device, dtype=hidden.dtype)
 
 
 def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:

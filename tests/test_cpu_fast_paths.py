@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from conftest import random_batch, tiny_semi_iin_config
-from modeling_msa import SemiIINForSentimentAnalysis
+from modeling_msa import SemiIINForSentimentAnalysis, msa_utils
 from modeling_msa.modeling_semi_iin import attention_with_word_dropout, conv1d_frames_last
 from modeling_msa.msa_utils import Dropout, dropout_keep_mask, prefix_mask, random_words, word_dropout
 from training_msa.runtime import keep_freed_cpu_memory_for_reuse
@@ -51,7 +51,7 @@ def test_word_dropout_masks_are_independent_between_neighbours_and_calls():
 
 def test_random_words_are_the_same_for_any_thread_count_and_dtype():
     threads = torch.get_num_threads()
-    count = 3 * (1 << 19) * 4 + 5  # several chunks of 16-bit words, the last one cut
+    count = 3 * msa_utils._DRAWS_PER_CHUNK * 4 + 5  # several chunks of 16-bit words, the last one cut
     try:
         streams = []
         for thread_count in (1, 2, 3):
@@ -64,7 +64,7 @@ def test_random_words_are_the_same_for_any_thread_count_and_dtype():
         torch.set_num_threads(threads)
     assert all(torch.equal(stream, streams[0]) for stream in streams[1:])
     assert torch.equal(as_float, streams[0].float())
-    chunk = (1 << 19) * 4
+    chunk = msa_utils._DRAWS_PER_CHUNK * 4
     first, second = streams[0][:chunk].double(), streams[0][chunk:2 * chunk].double()
     assert abs(torch.corrcoef(torch.stack([first, second]))[0, 1].item()) < 0.005  # chunks are separate streams
 
@@ -83,23 +83,38 @@ def test_word_dropout_follows_torch_manual_seed():
 
 
 @pytest.mark.parametrize("p, bits", [(0.5, 8), (0.1, 16), (1 / 3, 16)])
-def test_keep_mask_from_float_passes_equals_the_word_comparison(p, bits, monkeypatch):
-    """The mask is built by clamping float copies of the words; it must be exactly the comparison word >= t, at
-    the boundary words t - 1 and t as everywhere else."""
-    from modeling_msa import msa_utils
+def test_keep_mask_values_equal_the_word_comparison_for_every_word(p, bits):
+    """Each chunk's words become mask values in numpy (a comparison cast to float, or a bf16/fp16 bit pattern): it
+    must be exactly word >= t times the scale in the mask's dtype, at the boundary words t - 1 and t as everywhere
+    else, across block edges."""
 
     levels = 1 << bits
     dropped = round(p * levels)
     threshold = dropped - levels // 2
-    low, high = -(levels // 2), levels // 2 - 1
-    every_word = torch.arange(low, high + 1, dtype=torch.int8 if bits == 8 else torch.int16)
-    monkeypatch.setattr(msa_utils, "random_words", lambda count, bits, device, dtype: every_word[:count].to(dtype))
-    for dtype in (torch.float32, torch.bfloat16, torch.float64):
-        mask = msa_utils.dropout_keep_mask(torch.empty(every_word.numel(), dtype=dtype), p)
-        scale = torch.tensor(levels / (levels - dropped), dtype=dtype)
-        expected = torch.where(every_word.long() >= threshold, scale, torch.zeros((), dtype=dtype))
-        assert mask.dtype == dtype and torch.equal(mask, expected)
-        assert (mask == 0).sum() == dropped  # exactly q of all the words are dropped
+    every_word = torch.arange(-(levels // 2), levels // 2, dtype=torch.int8 if bits == 8 else torch.int16)
+    words = every_word.repeat(-(-(msa_utils._BLOCK + 7) // levels))  # more than one block
+    for dtype in (torch.float32, torch.bfloat16, torch.float64, torch.float16):
+        for scaled in (True, False):
+            kept = torch.tensor(levels / (levels - dropped) if scaled else 1.0, dtype=dtype)
+            mask = torch.empty(words.numel(), dtype=dtype)
+            target = mask.view(msa_utils._INTEGER_VIEWS.get(dtype, dtype)).numpy()
+            msa_utils._keep_writer(threshold, kept)(words.numpy(), target)
+            expected = torch.where(words.long() >= threshold, kept, torch.zeros((), dtype=dtype))
+            assert torch.equal(mask, expected), (dtype, scaled)
+            assert (mask[:levels] == 0).sum() == dropped  # exactly q of all the words are dropped
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64])
+def test_keep_mask_is_the_comparison_of_the_seeded_word_stream(dtype):
+    """dropout_keep_mask draws the same words as random_words under the same seed (several chunks, the last cut),
+    and keeps exactly those >= t."""
+    count = 2 * msa_utils._DRAWS_PER_CHUNK * 4 + 3
+    threshold = round(0.1 * 65536) - 32768
+    torch.manual_seed(5)
+    words = random_words(count, 16)
+    torch.manual_seed(5)
+    mask = dropout_keep_mask(torch.empty(count, dtype=dtype), 0.1, scaled=False)
+    assert mask.dtype == dtype and torch.equal(mask, (words >= threshold).to(dtype))
 
 
 def test_fused_relu_dropout_keeps_no_mask_for_backward():
