@@ -1,6 +1,7 @@
 """Input checks, length/mask helpers and label binning shared by the msa-hub models."""
 
 import functools
+import math
 
 import torch
 import torch.nn.functional as F
@@ -187,15 +188,15 @@ _draw_pool = None  # threads filling chunks: numpy releases the GIL while it dra
 _INTEGER_VIEWS = {torch.bfloat16: torch.int16, torch.float16: torch.int16}  # numpy has no bfloat16
 
 
-def _fill_from_words(out: torch.Tensor, bits: int, write) -> torch.Tensor:
+def _fill_from_words(out: torch.Tensor, bits: int, write, seed: int | None = None) -> torch.Tensor:
     """Fills the flat CPU tensor `out` from uniform random signed `bits`-bit integers cut from 64-bit words of
-    numpy's SFC64, seeded with one draw of torch's default generator (so `torch.manual_seed` fixes them): chunk i
+    numpy's SFC64, seeded with `seed`, by default one draw of [`_draw_seed`] (so `torch.manual_seed` fixes them): chunk i
     of `_DRAWS_PER_CHUNK` draws comes from SFC64 seeded with [seed, i] (the same stream for any thread count),
     and `write(words, target)` turns each chunk's words into its slice of `out` (as a numpy array), in up to
     `torch.get_num_threads()` threads."""
     import numpy as np
 
-    seed = int(torch.randint(0, 1 << 62, ()).item())  # CPU generator: no device synchronisation
+    seed = int(_draw_seed()) if seed is None else seed  # CPU generator: no device synchronisation
     per_draw = 64 // bits
     integer = np.int8 if bits == 8 else np.int16
     target = out.view(_INTEGER_VIEWS.get(out.dtype, out.dtype)).numpy()
@@ -220,6 +221,12 @@ def _fill_from_words(out: torch.Tensor, bits: int, write) -> torch.Tensor:
             _draw_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="msa-dropout-words")
         list(_draw_pool.map(fill, range(chunks)))
     return out
+
+
+def _draw_seed() -> torch.Tensor:
+    """One draw of torch's default CPU generator seeding a word stream (in compiled graphs a traced random op:
+    never merged with another draw, unlike a call without tensor inputs)."""
+    return torch.randint(0, 1 << 62, (), dtype=torch.int64)
 
 
 def random_words(count: int, bits: int, device: torch.device | str = "cpu",
@@ -291,17 +298,45 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> to
         return None
     if dropped == levels:
         return hidden.new_zeros(hidden.shape)
+    if torch.compiler.is_compiling():  # an opaque op in the graph: inductor fuses everything around it
+        mask = torch.ops.msa_hub.dropout_keep_mask(_draw_seed(), list(hidden.shape), hidden.dtype, p, scaled)
+        return mask.to(hidden.device)
+    return _cpu_keep_mask(hidden.shape, hidden.dtype, p, scaled).to(hidden.device)
+
+
+def _cpu_keep_mask(shape, dtype: torch.dtype, p: float, scaled: bool, seed: int | None = None) -> torch.Tensor:
+    """[`dropout_keep_mask`] as a new CPU tensor of `shape` and `dtype` (0 < q < 1), from the stream of `seed`."""
+    bits, levels, dropped = _word_rate(p)
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
-    dtype = hidden.dtype if hidden.dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
-    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=hidden.dtype).to(dtype)
-    mask = _fill_from_words(torch.empty(hidden.numel(), dtype=dtype), bits, _keep_writer(threshold, kept))
-    return mask.view(hidden.shape).to(device=hidden.device, dtype=hidden.dtype)
+    native = dtype if dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
+    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype).to(native)
+    mask = _fill_from_words(torch.empty(math.prod(shape), dtype=native), bits, _keep_writer(threshold, kept), seed)
+    return mask.view(shape).to(dtype)
+
+
+def _register_keep_mask_op() -> None:
+    """`torch.ops.msa_hub.dropout_keep_mask(seed, shape, dtype, p, scaled)`: [`_cpu_keep_mask`] as a custom op, which
+    compiled graphs call (opaque to inductor, which fuses the elementwise work around it). Registered at import,
+    once per process (this module may be loaded twice: the package and a Hub checkout of it)."""
+    if hasattr(torch.ops.msa_hub, "dropout_keep_mask"):
+        return
+
+    @torch.library.custom_op("msa_hub::dropout_keep_mask", mutates_args=(), tags=(torch.Tag.nondeterministic_seeded,))
+    def keep_mask(seed: torch.Tensor, shape: list[int], dtype: torch.dtype, p: float, scaled: bool) -> torch.Tensor:
+        return _cpu_keep_mask(shape, dtype, p, scaled, int(seed))
+
+    @keep_mask.register_fake
+    def _(seed, shape, dtype, p, scaled):
+        return torch.empty(shape, dtype=dtype)
+
+
+_register_keep_mask_op()
 
 
 def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
-    """Whether dropout on `hidden` draws its mask from random words: `enabled` (`fast_cpu_dropout`), a CPU tensor
-    and eager mode (compiled graphs and accelerators keep PyTorch's dropout, fast there)."""
-    return enabled and hidden.device.type == "cpu" and not torch.compiler.is_compiling()
+    """Whether dropout on `hidden` draws its mask from random words: `enabled` (`fast_cpu_dropout`) and a CPU
+    tensor, eager or compiled (accelerators keep PyTorch's dropout, fast there)."""
+    return enabled and hidden.device.type == "cpu"
 
 
 @functools.lru_cache(maxsize=64)

@@ -45,14 +45,32 @@ def test_compiled_training_step_equals_eager(name):
     torch.testing.assert_close(compiled(**other).logits, model(**other).logits)
 
 
-def test_compiled_training_mode_semi_iin_uses_pytorch_dropout_in_one_graph():
-    """In train mode the CPU word-dropout sampler (numpy) steps aside under torch.compile: still one graph."""
+def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(monkeypatch):
+    """In train mode the CPU word-dropout masks come from the custom op `msa_hub::dropout_keep_mask` inside the
+    graph: one graph, the same masks in the same order as eager (same seed), so the same loss and gradients."""
+    from modeling_msa import msa_utils
+
     torch.manual_seed(0)
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).train()
-    assert model.config.fast_cpu_dropout
+    assert model.config.fast_cpu_dropout and model.config.attention_dropout > 0
     model.validate_inputs = False
+    batch = {**random_batch(), "labels": LABELS}
+    torch.manual_seed(1)
+    eager = model(**batch)
+    eager.loss.backward()
+    expected = gradients(model)
+    model.zero_grad(set_to_none=True)
+    masks = []
+    original = msa_utils._cpu_keep_mask
+    monkeypatch.setattr(msa_utils, "_cpu_keep_mask", lambda *args: masks.append(args) or original(*args))
     torch._dynamo.reset()
     compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    loss = compiled(**random_batch(), labels=LABELS).loss
-    loss.backward()
-    assert torch.isfinite(loss) and all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    torch.manual_seed(1)
+    output = compiled(**batch)
+    output.loss.backward()
+    assert len(masks) > 10  # every dropout of the step drew its mask through the op
+    torch.testing.assert_close(output.loss, eager.loss)
+    found = gradients(model)
+    assert found.keys() == expected.keys()
+    for key in expected:
+        torch.testing.assert_close(found[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
