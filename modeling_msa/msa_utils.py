@@ -390,7 +390,7 @@ class _ReLUWordDropout(torch.autograd.Function):
 
 class Dropout(torch.nn.Dropout):
     """`nn.Dropout` that samples its training mask with [`word_dropout`] on CPU when `fast_sampling` (the
-    models' `fast_cpu_dropout` config field); elsewhere, and under `torch.compile`, PyTorch's own dropout."""
+    models' `fast_cpu_dropout` config field), eager or compiled; on accelerators PyTorch's own dropout."""
 
     def __init__(self, p: float = 0.5, fast_sampling: bool = True):
         super().__init__(p)
