@@ -130,8 +130,8 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
     # The embedded job's CPU recipe; the paper recipes (configs/semi_iin*.yaml) keep fp32.
     cpu_amx_bf16: bool = field(default=True, metadata={
         "help": MSATrainingArguments.__dataclass_fields__["cpu_amx_bf16"].metadata["help"]
-        + " The embedded job on an AMX Xeon: 2.9x per step vs fp32 before issue #15's work (2.15-2.47x for the whole "
-        "job), test MAE as fp32 with the same seed (benchmarks/RESULTS.md)."})
+        + " The embedded job on an AMX Xeon: 2.5-2.9x per step vs fp32 before issue #15's work (1.9-2.5x for the "
+        "whole job), test MAE as fp32 with the same seed (benchmarks/RESULTS.md)."})
 
 
 # The TrainingArguments flags --help shows (the others, and the --flag-with-dashes spellings, under --help_all).
