@@ -44,9 +44,9 @@ class SemiIINConfig(PreTrainedConfig):
             sinusoidal positions when `sinusoidal_positions`, applies `embedding_dropout`, the pre-LN layers and a
             final LayerNorm) or "pre_ln" (the layers applied `layer_repeats` times, then one LayerNorm; no scaling).
         fast_cpu_dropout: In CPU training, draw every dropout mask (attention weights included, then computed as
-            SDPA's math kernel does) from random words (`msa_utils.word_dropout`, 3x faster than PyTorch's
-            `bernoulli_`; the same distribution with each rate rounded to a multiple of 2**-16, exact for multiples
-            of 2**-8) and fuse the feed-forward ReLU into its dropout. False: PyTorch's dropout everywhere. GPUs
+            SDPA's math kernel does) from random words (`msa_utils.word_dropout`, 2-9x faster than PyTorch's
+            `bernoulli_` per call; the same distribution with each rate rounded to a multiple of 2**-16, exact for
+            multiples of 2**-8) and fuse the feed-forward ReLU into its dropout. False: PyTorch's dropout everywhere. GPUs
             always use PyTorch's (fast there); compiled CPU graphs call the same masks as a custom op. An
             implementation choice: the papers do not say how dropout is sampled.
         sinusoidal_positions: "mult" only: add MulT's sinusoidal positions (fairseq table, position = slot + 1) in
