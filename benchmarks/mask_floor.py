@@ -4,7 +4,8 @@ Prints one table (ns per mask element, lower is better; best of --repeats):
 - 16-bit words from numpy's SFC64 (the masks' source), in 1 and in 2 threads (the masks' thread pool);
 - the same bytes from AES-128-CTR (`cryptography`, when installed: a faster seedable source, not used);
 - turning words into an fp32 mask (compare into the float block, times the scale), one thread;
-- a whole `_cpu_keep_mask` at p = 0.2, and torch's `bernoulli_` for the same tensor;
+- a whole `_cpu_keep_mask` (its pool: `torch.get_num_threads()` threads), and torch's `bernoulli_` for the same tensor;
+every mask at p = 0.2 (the residual and FFN dropouts: 16-bit words).
 - torch's multiply of two tensors of the mask's size (what applying the mask costs), 2 threads.
 
     python benchmarks/mask_floor.py [--elements 4194304] [--repeats 10]
@@ -57,10 +58,11 @@ def aes_words(chunks: int):
     return draw
 
 
-def words_to_mask(elements: int):
-    words = np.random.SFC64(1).random_raw(elements // 4).view(np.int16)
-    target = torch.empty(elements)
-    write = msa_utils._keep_writer(6554 - 32768, torch.tensor(1.25))
+def words_to_mask(elements: int, p: float):
+    bits, levels, dropped = msa_utils._word_rate(p)
+    words = np.random.SFC64(1).random_raw(elements * bits // 64).view(np.int16 if bits == 16 else np.int8)
+    target = torch.empty(words.size)
+    write = msa_utils._keep_writer(dropped - levels // 2, torch.tensor(msa_utils.word_dropout_scale(p)))
     return lambda: write(words, target.numpy())
 
 
@@ -81,8 +83,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     if aes is not None:
         rows.append(("AES-128-CTR 16-bit words, 1 thread (not used)", best_seconds(aes, args.repeats) / words))
     rows += [
-        ("words -> fp32 mask (compare, scale), 1 thread", best_seconds(words_to_mask(elements), args.repeats) / elements),
-        ("_cpu_keep_mask p=0.2 (fp32, torch's threads)",
+        ("words -> fp32 mask (compare, scale), 1 thread",
+         best_seconds(words_to_mask(elements, 0.2), args.repeats) / elements),
+        (f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads",
          best_seconds(lambda: msa_utils._cpu_keep_mask((elements,), torch.float32, 0.2, True), args.repeats) / elements),
         ("torch bernoulli_ (fp32)", best_seconds(lambda: mask.bernoulli_(0.8), args.repeats) / elements),
         ("torch x * mask (fp32, applying a mask)", best_seconds(lambda: torch.mul(x, y, out=mask), args.repeats) / elements),

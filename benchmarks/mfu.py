@@ -8,8 +8,8 @@ compared with the sustained FLOP/s of a large fp32 matmul measured in the same r
     python benchmarks/mfu.py [--steps 3] [--threads N] [--shapes official mosi mosei] [--device cpu|cuda]
                              [--dropout_off [all input embedding attention residual relu]]
 
-`--dropout_off KIND ...` adds, per shapes, a reference row for each KIND with that dropout probability at 0 (the
-others at the paper's, attention dropout 0.1; `all`: every dropout 0). The FLOPs are the same, so the rows say how
+`--dropout_off KIND ...` adds, per shapes and fast CPU dropout value, a reference row for each KIND with that dropout
+probability at 0 (the others at the paper's, attention dropout 0.1; `all`: every dropout 0). The FLOPs are the same, so the rows say how
 much of the paper recipe's step each dropout takes. They are references, not recipes.
 """
 
@@ -152,7 +152,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = [(name, dropout, fast == "true", None)
             for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.fast_cpu_dropout)]
     if args.dropout_off is not None:  # `--dropout_off` alone: all
-        runs += [(name, 0.1, True, kind) for name in args.shapes for kind in args.dropout_off or ["all"]]
+        runs += [(name, 0.1, fast == "true", kind) for name, fast, kind in
+                 itertools.product(args.shapes, args.fast_cpu_dropout, args.dropout_off or ["all"])]
     for name, dropout, fast, kind in runs:
         peaks.append(matmul_flops_per_second(args.device))  # the machine's speed drifts: keep its best
         shapes = SHAPES[name]

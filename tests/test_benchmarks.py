@@ -36,9 +36,9 @@ def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_ze
     assert len({(row["dense_gflop"], row["attention_gflop"]) for row in rows}) == 1  # the same arithmetic
     assert "| default_job | ~198 | 0.0 | all | true |" in capsys.readouterr().out
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--fast_cpu_dropout", "true", "--dropout_off"])) == 2  # no KIND: all
+                         "--fast_cpu_dropout", "true", "--dropout_off", "--tune_cpu_allocator", "false"])) == 2  # all
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--fast_cpu_dropout", "true"])) == 1  # no flag: no reference rows
+                         "--fast_cpu_dropout", "true", "--tune_cpu_allocator", "false"])) == 1  # no reference rows
     probabilities = {"input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"}
     config = mfu.build(mfu.SHAPES["default_job"], "cpu", **mfu.DROPOUT_OFF["all"])[0].config.to_dict()
     assert probabilities == {key for key in config if key.endswith("_dropout")} - {"fast_cpu_dropout"}
@@ -72,7 +72,7 @@ def test_mfu_counts_attention_that_the_flop_counter_misses():
 def test_mask_floor_times_every_piece_of_a_mask(capsys):
     rows = dict(mask_floor.main(["--elements", str(1 << 19), "--repeats", "1"]))
     expected = {"SFC64 16-bit words, 1 thread", "SFC64 16-bit words, 2 threads", "torch bernoulli_ (fp32)",
-                "words -> fp32 mask (compare, scale), 1 thread", "_cpu_keep_mask p=0.2 (fp32, torch's threads)",
-                "torch x * mask (fp32, applying a mask)"}
+                "words -> fp32 mask (compare, scale), 1 thread", "torch x * mask (fp32, applying a mask)",
+                f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads"}
     assert expected <= set(rows) and all(seconds > 0 for seconds in rows.values())
     assert "| SFC64 16-bit words, 1 thread |" in capsys.readouterr().out
