@@ -4,7 +4,9 @@ Prints one table (ns per mask element, lower is better; best of --repeats):
 - 16-bit words from numpy's SFC64 (the masks' source), in 1 and in 2 threads (the masks' thread pool);
 - the same bytes from AES-128-CTR (`cryptography`, when installed: a faster seedable source, not used);
 - turning words into an fp32 mask (compare into the float block, times the scale), one thread;
-- a whole `_cpu_keep_mask` (its pool: `torch.get_num_threads()` threads), and torch's `bernoulli_` for the same tensor;
+- a whole `_cpu_keep_mask` (its pool: `torch.get_num_threads()` threads) with numba's kernels (when installed) and
+  with the numpy path, and torch's `bernoulli_` for the same tensor;
+- relu(x) times the mask: torch's relu and multiply by a numpy-path mask, and numba's kernel (no mask written);
 every mask at p = 0.2 (the residual and FFN dropouts: 16-bit words).
 - torch's multiply of two tensors of the mask's size (what applying the mask costs), 2 threads.
 
@@ -22,6 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_msa import msa_utils  # noqa: E402
+from modeling_msa.dropout_kernels import KERNELS  # noqa: E402
 
 CHUNK = 1 << 17  # 64-bit draws per chunk, as msa_utils._DRAWS_PER_CHUNK
 
@@ -82,11 +85,30 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     aes = aes_words(chunks)
     if aes is not None:
         rows.append(("AES-128-CTR 16-bit words, 1 thread (not used)", best_seconds(aes, args.repeats) / words))
+    threads = torch.get_num_threads()
+
+    def keep_mask():
+        return msa_utils._cpu_keep_mask((elements,), torch.float32, 0.2, True)
+
+    def numpy_path(function):
+        def run():
+            with msa_utils.use_dropout_kernels(False):
+                return function()
+        return run
+
+    rows.append(("words -> fp32 mask (compare, scale), 1 thread",
+                 best_seconds(words_to_mask(elements, 0.2), args.repeats) / elements))
+    if KERNELS is not None:
+        rows.append((f"whole _cpu_keep_mask, fp32, {threads} threads, numba kernel",
+                     best_seconds(keep_mask, args.repeats) / elements))
+    rows.append((f"whole _cpu_keep_mask, fp32, {threads} threads, numpy path",
+                 best_seconds(numpy_path(keep_mask), args.repeats) / elements))
+    rows.append(("relu(x) * mask, torch relu and multiply, numpy-path mask",
+                 best_seconds(numpy_path(lambda: torch.relu(x).mul_(keep_mask())), args.repeats) / elements))
+    if KERNELS is not None:
+        rows.append(("relu(x) * mask, numba kernel (no mask written)",
+                     best_seconds(lambda: msa_utils._cpu_keep_times(x, 0.2, relu=True), args.repeats) / elements))
     rows += [
-        ("words -> fp32 mask (compare, scale), 1 thread",
-         best_seconds(words_to_mask(elements, 0.2), args.repeats) / elements),
-        (f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads",
-         best_seconds(lambda: msa_utils._cpu_keep_mask((elements,), torch.float32, 0.2, True), args.repeats) / elements),
         ("torch bernoulli_ (fp32)", best_seconds(lambda: mask.bernoulli_(0.8), args.repeats) / elements),
         ("torch x * mask (fp32, applying a mask)", best_seconds(lambda: torch.mul(x, y, out=mask), args.repeats) / elements),
     ]

@@ -46,9 +46,10 @@ class SemiIINConfig(PreTrainedConfig):
         fast_cpu_dropout: In CPU training, draw every dropout mask (attention weights included, then computed as
             SDPA's math kernel does) from random words (`msa_utils.word_dropout`, 2-9x faster than PyTorch's
             `bernoulli_` per call; the same distribution with each rate rounded to a multiple of 2**-16, exact for
-            multiples of 2**-8) and fuse the feed-forward ReLU into its dropout. False: PyTorch's dropout everywhere. GPUs
-            always use PyTorch's (fast there); compiled CPU graphs call the same masks as a custom op. An
-            implementation choice: the papers do not say how dropout is sampled.
+            multiples of 2**-8; with numba, compiled kernels: `dropout_kernels.py`) and fuse the feed-forward ReLU
+            into its dropout. False: PyTorch's dropout everywhere. GPUs always use PyTorch's (fast there); compiled
+            CPU graphs call the same masks as a custom op. An implementation choice: the papers do not say how
+            dropout is sampled.
         sinusoidal_positions: "mult" only: add MulT's sinusoidal positions (fairseq table, position = slot + 1) in
             each application. The original MulT always adds them and MMSA's copy only with `position_embedding`;
             Semi-IIN's own `cross_transformer.py` is not published, so this default (True) is inferred.

@@ -32,7 +32,7 @@ from .msa_utils import (
     InputValueChecks,
     check_feature_shapes,
     conv_output_lengths,
-    dropout_keep_mask,
+    drop_attention_weights,
     intensity_to_class,
     lengths_from_mask,
     prefix_mask,
@@ -249,16 +249,15 @@ def attention_with_word_dropout(
 ) -> torch.Tensor:
     """What SDPA's math kernel computes in training, softmax(q k^T / sqrt(d) + mask) with dropout on the weights,
     times v, with the weights' dropout mask drawn by [`dropout_keep_mask`] instead of `bernoulli_` (at MMSA's T ~ 600
-    SDPA's masks made a paper-recipe step 1.8x slower than one without attention dropout; benchmarks/RESULTS.md).
+    SDPA's masks made a paper-recipe step 1.8x slower than one without attention dropout; benchmarks/RESULTS.md),
+    applied by [`drop_attention_weights`] (no mask kept for backward).
     The T x T terms stay in the scores' dtype (bf16 under autocast: the additive mask is cast, 0 and -inf are
     exact); the 0/1 mask is exact in any dtype, and the dropout scale multiplies the (d-wide) output, where a
     python float keeps it unrounded (1 / 0.9 in bf16 would be 1.109375)."""
     scores = torch.matmul(query * query.shape[-1] ** -0.5, key.transpose(-2, -1))
     weights = (scores + key_mask.to(scores.dtype)).softmax(dim=-1)
-    kept = dropout_keep_mask(weights, p, scaled=False)
-    if kept is None:
-        return torch.matmul(weights, value)
-    return torch.matmul(weights * kept, value) * word_dropout_scale(p)
+    attended = torch.matmul(drop_attention_weights(weights, p), value)
+    return attended if word_dropout_scale(p) == 1.0 else attended * word_dropout_scale(p)
 
 
 class SemiIINAttention(nn.Module):

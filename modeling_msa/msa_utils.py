@@ -1,7 +1,9 @@
 """Input checks, length/mask helpers and label binning shared by the msa-hub models."""
 
+import contextlib
 import functools
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -186,40 +188,92 @@ _DRAWS_PER_CHUNK = 1 << 17  # 64-bit draws per separately seeded chunk (1 MiB: a
 _BLOCK = 1 << 16  # words turned into mask values at a time (cache-resident)
 _draw_pool = None  # threads filling chunks: numpy releases the GIL while it draws, compares and casts
 _INTEGER_VIEWS = {torch.bfloat16: torch.int16, torch.float16: torch.int16}  # numpy has no bfloat16
+_BIT_VIEWS = {torch.float64: torch.int64, torch.float32: torch.int32, **_INTEGER_VIEWS}  # masks the kernels write
+_use_dropout_kernels = os.environ.get("MSA_HUB_NUMBA_DROPOUT", "1") != "0"
+
+
+def _dropout_kernels() -> dict | None:
+    """The compiled word-dropout kernels of `dropout_kernels` (numba, imported on first use), or None: without
+    numba, with `MSA_HUB_NUMBA_DROPOUT=0`, inside `use_dropout_kernels(False)`."""
+    if not _use_dropout_kernels:
+        return None
+    from .dropout_kernels import KERNELS
+
+    return KERNELS
+
+
+@contextlib.contextmanager
+def use_dropout_kernels(enabled: bool):
+    """Within the block, CPU word dropout uses the numba kernels (when numba is installed) or, with `enabled=False`,
+    its numpy path: the same masks and outputs either way (benchmarks and tests compare the two)."""
+    global _use_dropout_kernels
+    previous, _use_dropout_kernels = _use_dropout_kernels, enabled
+    try:
+        yield
+    finally:
+        _use_dropout_kernels = previous
+
+
+def _run_kernel(kernel, count: int, bits: int, seed: int, *arrays_and_arguments) -> None:
+    """`kernel(state, words, *slices, *arguments)` on each chunk of [`_for_each_chunk`]: the chunk's SFC64 state
+    (numpy's, seeded with [seed, index]), a scratch block for its words, the chunk's slice of each numpy array
+    among `arrays_and_arguments`, then the other arguments."""
+    import numpy as np
+
+    from .dropout_kernels import BLOCK_DRAWS
+
+    word = np.int8 if bits == 8 else np.int16
+
+    def fill(index: int, start: int, size: int) -> None:
+        state = np.random.SFC64([seed, index]).state["state"]["state"].copy()
+        values = [value[start:start + size] if isinstance(value, np.ndarray) else value
+                  for value in arrays_and_arguments]
+        kernel(state, np.empty(BLOCK_DRAWS * 64 // bits, word), *values)
+
+    _for_each_chunk(count, bits, seed, fill)
+
+
+def _for_each_chunk(count: int, bits: int, seed: int, fill) -> None:
+    """Calls `fill(index, start, size)` for each chunk of the `count` `bits`-bit words of seed's stream (chunk i:
+    `_DRAWS_PER_CHUNK` draws of SFC64 seeded with [seed, i], so the same words for any thread count), in up to
+    `torch.get_num_threads()` threads (numpy and the numba kernels release the GIL)."""
+    per_chunk = _DRAWS_PER_CHUNK * (64 // bits)
+    chunks = -(-count // per_chunk)
+
+    def fill_chunk(index: int) -> None:
+        start = index * per_chunk
+        fill(index, start, min(per_chunk, count - start))
+
+    threads = min(chunks, torch.get_num_threads())
+    if threads < 2:
+        for index in range(chunks):
+            fill_chunk(index)
+        return
+    global _draw_pool
+    if _draw_pool is None or _draw_pool._max_workers < threads:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _draw_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="msa-dropout-words")
+    list(_draw_pool.map(fill_chunk, range(chunks)))
 
 
 def _fill_from_words(out: torch.Tensor, bits: int, write, seed: int | None = None) -> torch.Tensor:
     """Fills the flat CPU tensor `out` from uniform random signed `bits`-bit integers cut from 64-bit words of
-    numpy's SFC64, seeded with `seed`, by default one draw of [`_draw_seed`] (so `torch.manual_seed` fixes them): chunk i
-    of `_DRAWS_PER_CHUNK` draws comes from SFC64 seeded with [seed, i] (the same stream for any thread count),
-    and `write(words, target)` turns each chunk's words into its slice of `out` (as a numpy array), in up to
-    `torch.get_num_threads()` threads."""
+    numpy's SFC64, seeded with `seed`, by default one draw of [`_draw_seed`] (so `torch.manual_seed` fixes them):
+    the chunks of [`_for_each_chunk`], and `write(words, target)` turns each chunk's words into its slice of `out`
+    (as a numpy array)."""
     import numpy as np
 
     seed = int(_draw_seed()) if seed is None else seed  # CPU generator: no device synchronisation
     per_draw = 64 // bits
     integer = np.int8 if bits == 8 else np.int16
     target = out.view(_INTEGER_VIEWS.get(out.dtype, out.dtype)).numpy()
-    count, per_chunk = out.numel(), _DRAWS_PER_CHUNK * per_draw
 
-    def fill(index: int) -> None:
-        start = index * per_chunk
-        size = min(per_chunk, count - start)
+    def fill(index: int, start: int, size: int) -> None:
         words = np.random.SFC64([seed, index]).random_raw(-(-size // per_draw)).view(integer)[:size]
         write(words, target[start:start + size])
 
-    chunks = -(-count // per_chunk)
-    threads = min(chunks, torch.get_num_threads())
-    if threads < 2:
-        for index in range(chunks):
-            fill(index)
-    else:
-        global _draw_pool
-        if _draw_pool is None or _draw_pool._max_workers < threads:
-            from concurrent.futures import ThreadPoolExecutor
-
-            _draw_pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="msa-dropout-words")
-        list(_draw_pool.map(fill, range(chunks)))
+    _for_each_chunk(out.numel(), bits, seed, fill)
     return out
 
 
@@ -305,13 +359,39 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> to
 
 
 def _cpu_keep_mask(shape, dtype: torch.dtype, p: float, scaled: bool, seed: int | None = None) -> torch.Tensor:
-    """[`dropout_keep_mask`] as a new CPU tensor of `shape` and `dtype` (0 < q < 1), from the stream of `seed`."""
+    """[`dropout_keep_mask`] as a new CPU tensor of `shape` and `dtype` (0 < q < 1), from the stream of `seed`;
+    written by the numba kernel when there is one (the same values, one pass: `dropout_kernels`)."""
     bits, levels, dropped = _word_rate(p)
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
+    kernels = _dropout_kernels()
+    if kernels is not None and dtype in _BIT_VIEWS:
+        mask = torch.empty(math.prod(shape), dtype=dtype)
+        pattern = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype).view(_BIT_VIEWS[dtype])
+        seed = int(_draw_seed()) if seed is None else seed
+        _run_kernel(kernels["keep_mask"], mask.numel(), bits, seed, mask.view(_BIT_VIEWS[dtype]).numpy(), threshold,
+                    pattern.numpy()[()])
+        return mask.view(shape)
     native = dtype if dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
     kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype).to(native)
     mask = _fill_from_words(torch.empty(math.prod(shape), dtype=native), bits, _keep_writer(threshold, kept), seed)
     return mask.view(shape).to(dtype)
+
+
+def _cpu_keep_times(hidden: torch.Tensor, p: float, relu: bool = False, scaled: bool = True) -> torch.Tensor | None:
+    """`hidden * mask` (`relu(hidden) * mask` with `relu`) for the mask [`dropout_keep_mask`] would draw, computed by
+    the numba kernel without writing the mask (bitwise the product of that mask); None where the kernel does not
+    apply (no numba, a compiled graph, not a float32/float64 CPU tensor, q = 0 or 1): then compute it with the mask."""
+    bits, levels, dropped = _word_rate(p)
+    kernels = _dropout_kernels()
+    if (kernels is None or not 0 < dropped < levels or hidden.device.type != "cpu"
+            or hidden.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling()):
+        return None
+    output = torch.empty(hidden.shape, dtype=hidden.dtype)
+    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=hidden.dtype).numpy()[()]
+    _run_kernel(kernels["keep_times"], output.numel(), bits, int(_draw_seed()),
+                hidden.detach().contiguous().view(-1).numpy(), output.view(-1).numpy(), dropped - levels // 2, kept,
+                relu)
+    return output
 
 
 def _register_keep_mask_op() -> None:
@@ -358,7 +438,10 @@ def word_dropout(hidden: torch.Tensor, p: float) -> torch.Tensor:
     """Training-mode dropout with the mask of [`dropout_keep_mask`] instead of `bernoulli_` (about 13 ns per element
     on CPU, up to a third of a Semi-IIN step): the distribution of `torch.nn.functional.dropout` up to the rounding
     of p, reproducible under `torch.manual_seed`, another random stream. A tensor that needs a gradient saves the
-    mask (one multiply in backward); one that does not (raw input features) is multiplied into the fresh mask."""
+    mask (one multiply in backward: cheaper than drawing it again); one that does not (raw input features) is
+    multiplied by the mask as it is drawn ([`_cpu_keep_times`], or into the fresh mask)."""
+    if not hidden.requires_grad and (output := _cpu_keep_times(hidden, p)) is not None:
+        return output
     mask, scale = _keep_mask_and_scale(hidden, p)
     if mask is None:
         return hidden
@@ -373,11 +456,13 @@ class _ReLUWordDropout(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, p: float) -> torch.Tensor:
-        mask, scale = _keep_mask_and_scale(hidden, p)
-        output = F.relu(hidden) if mask is None else F.relu(hidden).mul_(mask)
-        if scale != 1.0:
-            output.mul_(scale)
-        ctx.scale = None if mask is None else word_dropout_scale(p)  # a python float: multiplied in float
+        output = _cpu_keep_times(hidden, p, relu=True)  # one pass when the kernel applies
+        if output is None:
+            mask, scale = _keep_mask_and_scale(hidden, p)
+            output = F.relu(hidden) if mask is None else F.relu(hidden).mul_(mask)
+            if scale != 1.0:
+                output.mul_(scale)
+        ctx.scale = None if _word_rate(p)[2] == 0 else word_dropout_scale(p)  # a python float: multiplied in float
         ctx.save_for_backward(output)
         return output
 
@@ -386,6 +471,36 @@ class _ReLUWordDropout(torch.autograd.Function):
         (output,) = ctx.saved_tensors
         grad_input = torch.ops.aten.threshold_backward(grad, output, 0)
         return (grad_input if ctx.scale is None else grad_input.mul_(ctx.scale)), None
+
+
+class _WeightsWordDropout(torch.autograd.Function):
+    """Unscaled word dropout of nonnegative attention weights (`weights * mask`, mask 0/1). Backward recovers the
+    mask from the output, which the next matmul saves anyway: a kept weight is the weight itself, positive unless it
+    is 0, where softmax's backward multiplies the gradient by that 0. So no mask is kept (`threshold_backward`)."""
+
+    @staticmethod
+    def forward(ctx, weights: torch.Tensor, p: float) -> torch.Tensor:
+        output = _cpu_keep_times(weights, p, scaled=False)
+        if output is None:
+            output = weights * dropout_keep_mask(weights, p, scaled=False)
+        ctx.save_for_backward(output)
+        return output
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (output,) = ctx.saved_tensors
+        return torch.ops.aten.threshold_backward(grad, output, 0), None
+
+
+def drop_attention_weights(weights: torch.Tensor, p: float) -> torch.Tensor:
+    """Attention weights (softmax outputs, >= 0) with word dropout at rate p, not yet scaled (multiply the attended
+    values by [`word_dropout_scale`]): `weights` itself when p rounds to 0."""
+    _, levels, dropped = _word_rate(p)
+    if dropped == 0:
+        return weights
+    if dropped == levels:
+        return weights * 0
+    return _WeightsWordDropout.apply(weights, p)
 
 
 class Dropout(torch.nn.Dropout):

@@ -34,7 +34,7 @@ def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_ze
                      "--fast_cpu_dropout", "true", "--dropout_off", "all", "relu", "--tune_cpu_allocator", "false"])
     assert [(row["dropout_off"], row["attention_dropout"]) for row in rows] == [(None, 0.1), ("all", 0.0), ("relu", 0.1)]
     assert len({(row["dense_gflop"], row["attention_gflop"]) for row in rows}) == 1  # the same arithmetic
-    assert "| default_job | ~198 | 0.0 | all | true |" in capsys.readouterr().out
+    assert "| default_job | ~198 | 0.0 | all | true | numba |" in capsys.readouterr().out
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
                          "--fast_cpu_dropout", "true", "--dropout_off", "--tune_cpu_allocator", "false"])) == 2  # all
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
@@ -45,6 +45,16 @@ def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_ze
     assert not any(config[key] for key in probabilities)
     config = mfu.build(mfu.SHAPES["default_job"], "cpu", 0.1, **mfu.DROPOUT_OFF["relu"])[0].config.to_dict()
     assert config["relu_dropout"] == 0 and all(config[key] > 0 for key in probabilities - {"relu_dropout"})
+
+
+def test_mfu_times_both_dropout_implementations_and_pytorch_dropout_once(capsys):
+    rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
+                     "--fast_cpu_dropout", "true", "false", "--dropout_kernels", "numba", "numpy",
+                     "--tune_cpu_allocator", "false"])
+    assert [(row["fast_cpu_dropout"], row["dropout_kernels"]) for row in rows] == [
+        (True, "numba"), (True, "numpy"), (False, None)]
+    assert all(row["step_s"] > 0 and row["mfu"] > 0 for row in rows)
+    assert "| default_job | ~198 | 0.1 | - | false | - |" in capsys.readouterr().out
 
 
 def test_mfu_counts_attention_that_the_flop_counter_misses():
@@ -73,6 +83,8 @@ def test_mask_floor_times_every_piece_of_a_mask(capsys):
     rows = dict(mask_floor.main(["--elements", str(1 << 19), "--repeats", "1"]))
     expected = {"SFC64 16-bit words, 1 thread", "SFC64 16-bit words, 2 threads", "torch bernoulli_ (fp32)",
                 "words -> fp32 mask (compare, scale), 1 thread", "torch x * mask (fp32, applying a mask)",
-                f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads"}
+                f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads, numpy path",
+                f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads, numba kernel",
+                "relu(x) * mask, torch relu and multiply, numpy-path mask", "relu(x) * mask, numba kernel (no mask written)"}
     assert expected <= set(rows) and all(seconds > 0 for seconds in rows.values())
     assert "| SFC64 16-bit words, 1 thread |" in capsys.readouterr().out

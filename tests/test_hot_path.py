@@ -71,8 +71,8 @@ def test_cpu_dropout_sampler_reads_only_its_seeds(monkeypatch):
     from modeling_msa import msa_utils
 
     draws = []
-    original = msa_utils._fill_from_words
-    monkeypatch.setattr(msa_utils, "_fill_from_words", lambda *args: draws.append(args) or original(*args))
+    original = msa_utils._draw_seed
+    monkeypatch.setattr(msa_utils, "_draw_seed", lambda: draws.append(1) or original())
     torch.manual_seed(0)
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).train()
     model.validate_inputs = False
