@@ -74,6 +74,9 @@ def main(argv: list[str] | None = None) -> list[tuple[str, float]]:
     parser.add_argument("--elements", type=int, default=1 << 22, help="mask elements (default 4 Mi: a FFN mask)")
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args(argv)
+    from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+
+    keep_freed_cpu_memory_for_reuse()  # as training does: new masks reuse freed memory instead of faulting it in
     elements, chunks = args.elements, max(args.elements // (4 * CHUNK), 1)
     words = chunks * CHUNK * 4  # 16-bit words the draw timings produce
     x, y = torch.randn(elements), torch.randn(elements)

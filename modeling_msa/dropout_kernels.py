@@ -19,7 +19,13 @@ KERNELS = None
 
 if numba is not None:
     _uint64 = numba.uint64
-    _jit = numba.njit(nogil=True, cache=True, boundscheck=False)
+
+    def _jit(function):
+        """Compiled without the GIL, cached on disk (numba's cache beside this file, or its user-wide one)."""
+        try:
+            return numba.njit(nogil=True, cache=True, boundscheck=False)(function)
+        except RuntimeError:  # no writable cache location: compile in each process
+            return numba.njit(nogil=True, boundscheck=False)(function)
 
     @numba.njit(inline="always")
     def _draw_block(state, words, draws):
