@@ -128,11 +128,6 @@ def train_step(model, optimizer, inputs, device: str = "cpu") -> float:
     return time.perf_counter() - started
 
 
-def time_step(model, optimizer, inputs, steps: int, device: str) -> float:
-    """Median of `steps` training steps after one warm-up step."""
-    return statistics.median([train_step(model, optimizer, inputs, device) for _ in range(steps + 1)][1:])
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", nargs="+", default=["official", "mosi", "mosei"], choices=sorted(SHAPES))

@@ -7,8 +7,6 @@ pointer per draw and compares them in a second pass over memory; a kernel draws 
 scalar loop, then compares and writes them in a vectorised one. Optional: without numba `KERNELS` is None and
 `msa_utils` keeps its numpy path (imported lazily: numba is loaded on the first CPU training dropout)."""
 
-import numpy as np
-
 try:
     import numba
 except ImportError:  # without numba msa_utils draws the same masks with numpy
