@@ -225,7 +225,7 @@ def _run_kernel(kernel, count: int, bits: int, seed: int, *arrays_and_arguments)
     word = np.int8 if bits == 8 else np.int16
 
     def fill(index: int, start: int, size: int) -> None:
-        state = np.random.SFC64([seed, index]).state["state"]["state"].copy()
+        state = np.random.SFC64([seed, index]).state["state"]["state"]  # the kernel advances a copy
         values = [value[start:start + size] if isinstance(value, np.ndarray) else value
                   for value in arrays_and_arguments]
         kernel(state, np.empty(BLOCK_DRAWS * 64 // bits, word), *values)
@@ -363,18 +363,23 @@ def _cpu_keep_mask(shape, dtype: torch.dtype, p: float, scaled: bool, seed: int 
     written by the numba kernel when there is one (the same values, one pass: `dropout_kernels`)."""
     bits, levels, dropped = _word_rate(p)
     threshold = dropped - levels // 2  # words are uniform on [-levels/2, levels/2): P(word < threshold) = q
+    kept = _kept_value(p, scaled, dtype)
     kernels = _dropout_kernels()
     if kernels is not None and dtype in _BIT_VIEWS:
         mask = torch.empty(math.prod(shape), dtype=dtype)
-        pattern = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype).view(_BIT_VIEWS[dtype])
         seed = int(_draw_seed()) if seed is None else seed
         _run_kernel(kernels["keep_mask"], mask.numel(), bits, seed, mask.view(_BIT_VIEWS[dtype]).numpy(), threshold,
-                    pattern.numpy()[()])
+                    kept.view(_BIT_VIEWS[dtype]).numpy()[()])
         return mask.view(shape)
     native = dtype if dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
-    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype).to(native)
-    mask = _fill_from_words(torch.empty(math.prod(shape), dtype=native), bits, _keep_writer(threshold, kept), seed)
+    mask = _fill_from_words(torch.empty(math.prod(shape), dtype=native), bits, _keep_writer(threshold, kept.to(native)),
+                            seed)
     return mask.view(shape).to(dtype)
+
+
+def _kept_value(p: float, scaled: bool, dtype: torch.dtype) -> torch.Tensor:
+    """A kept element's mask value as a 0-dim tensor of `dtype`: [`word_dropout_scale`] rounded to it, or 1."""
+    return torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=dtype)
 
 
 def _cpu_keep_times(hidden: torch.Tensor, p: float, relu: bool = False, scaled: bool = True) -> torch.Tensor | None:
@@ -387,10 +392,9 @@ def _cpu_keep_times(hidden: torch.Tensor, p: float, relu: bool = False, scaled: 
             or hidden.dtype not in (torch.float32, torch.float64) or torch.compiler.is_compiling()):
         return None
     output = torch.empty(hidden.shape, dtype=hidden.dtype)
-    kept = torch.tensor(word_dropout_scale(p) if scaled else 1.0, dtype=hidden.dtype).numpy()[()]
     _run_kernel(kernels["keep_times"], output.numel(), bits, int(_draw_seed()),
-                hidden.detach().contiguous().view(-1).numpy(), output.view(-1).numpy(), dropped - levels // 2, kept,
-                relu)
+                hidden.detach().contiguous().view(-1).numpy(), output.view(-1).numpy(), dropped - levels // 2,
+                _kept_value(p, scaled, hidden.dtype).numpy()[()], relu)
     return output
 
 
