@@ -151,7 +151,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     kernels = args.dropout_kernels or ["numba" if KERNELS is not None else "numpy"]
     if "numba" in kernels and KERNELS is None:
-        parser.error("--dropout_kernels numba: numba is not installed (pip install numba)")
+        parser.error("--dropout_kernels numba: numba is not installed; pip install -e \".[numba]\" or measure "
+                     "--dropout_kernels numpy")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.tune_cpu_allocator == "true" and args.device == "cpu":

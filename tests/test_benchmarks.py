@@ -60,6 +60,14 @@ def test_mfu_times_both_dropout_implementations_and_pytorch_dropout_once(capsys)
     assert "| default_job | ~198 | 0.1 | - | false | - |" in capsys.readouterr().out
 
 
+def test_mfu_refuses_numba_rows_without_numba(monkeypatch, capsys):
+    monkeypatch.setattr(mfu, "KERNELS", None)
+    with pytest.raises(SystemExit):
+        mfu.main(["--shapes", "default_job", "--dropout_kernels", "numba", "numpy"])
+    message = capsys.readouterr().err
+    assert "--dropout_kernels numba: numba is not installed" in message and '.[numba]' in message
+
+
 def test_mfu_counts_attention_that_the_flop_counter_misses():
     shapes = {"text": (6, 16), "audio": (40, 8), "vision": (5, 8)}
     model, _ = mfu.build(shapes, "cpu", attention_dropout=0.1)
