@@ -230,13 +230,16 @@ def _run_kernel(kernel, count: int, bits: int, seed: int, *arrays_and_arguments)
                   for value in arrays_and_arguments]
         kernel(state, np.empty(BLOCK_DRAWS * 64 // bits, word), *values)
 
-    _for_each_chunk(count, bits, seed, fill)
+    # Never in the calling thread: numba compiles a kernel on its first call, and a Ctrl-C (KeyboardInterrupt) raised
+    # inside its compiler broke numba's state (a RuntimeError instead of the interrupt); the calling thread only waits.
+    _for_each_chunk(count, bits, seed, fill, in_pool=True)
 
 
-def _for_each_chunk(count: int, bits: int, seed: int, fill) -> None:
+def _for_each_chunk(count: int, bits: int, seed: int, fill, in_pool: bool = False) -> None:
     """Calls `fill(index, start, size)` for each chunk of the `count` `bits`-bit words of seed's stream (chunk i:
     `_DRAWS_PER_CHUNK` draws of SFC64 seeded with [seed, i], so the same words for any thread count), in up to
-    `torch.get_num_threads()` threads (numpy and the numba kernels release the GIL)."""
+    `torch.get_num_threads()` threads (numpy and the numba kernels release the GIL); a single thread is the calling
+    one unless `in_pool`."""
     per_chunk = _DRAWS_PER_CHUNK * (64 // bits)
     chunks = -(-count // per_chunk)
 
@@ -245,7 +248,7 @@ def _for_each_chunk(count: int, bits: int, seed: int, fill) -> None:
         fill(index, start, min(per_chunk, count - start))
 
     threads = min(chunks, torch.get_num_threads())
-    if threads < 2:
+    if threads < 2 and not in_pool:
         for index in range(chunks):
             fill_chunk(index)
         return

@@ -5,6 +5,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import pytest
@@ -117,6 +118,21 @@ def test_attention_and_dropout_modules_give_the_same_values_either_way():
     for function in (lambda: dropout(x), lambda: dropout.after_relu(x.requires_grad_()), lambda: word_dropout(x, 0.5)):
         kernel, numpy_path = both_paths(function)
         assert torch.equal(kernel, numpy_path)
+
+
+def test_kernels_never_run_in_the_calling_thread(monkeypatch):
+    """numba compiles a kernel on its first call; a Ctrl-C raised inside its compiler left numba broken (a
+    RuntimeError, not the KeyboardInterrupt train.py turns into one line), so even with one torch thread the kernels
+    run in the pool and the calling thread only waits."""
+    threads = []
+    monkeypatch.setitem(KERNELS, "keep_mask", lambda *args: threads.append(threading.current_thread()))
+    previous = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        msa_utils._cpu_keep_mask((3 * CHUNK * 4,), torch.float32, 0.2, True)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(threads) == 3 and threading.main_thread() not in threads
 
 
 def test_without_numba_the_numpy_path_draws_the_same_masks():
