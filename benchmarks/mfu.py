@@ -7,12 +7,15 @@ compared with the sustained FLOP/s of a large fp32 matmul measured in the same r
 
     python benchmarks/mfu.py [--steps 3] [--threads N] [--shapes official mosi mosei] [--device cpu|cuda]
                              [--dropout_off [all input embedding attention residual relu]]
-                             [--dropout_kernels numba numpy] [--sequential]
+                             [--dropout_kernels numba numpy] [--torch_compile false true] [--sequential]
 
 The configurations' steps are interleaved (one step of each in turn, `--steps` rounds after a warm-up round), so
 that the machine's drift hits them alike; `--sequential` times each configuration's steps in a row instead.
 `--dropout_kernels`: which word-dropout implementation fast CPU dropout uses, one row each: `numba` (the compiled
 kernels of `modeling_msa/dropout_kernels.py`, the default when numba is installed) or `numpy`; the same masks.
+
+`--torch_compile false true`: each configuration eager and compiled (inductor, one graph; compiled in the warm-up
+round, which is not timed; on a 2-core CPU 2-4 minutes per graph).
 
 `--dropout_off KIND ...` adds, per shapes and fast CPU dropout value, a reference row for each KIND with that dropout
 probability at 0 (the others at the paper's, attention dropout 0.1; `all`: every dropout 0). The FLOPs are the same, so the rows say how
@@ -146,6 +149,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--dropout_kernels", nargs="+", choices=["numba", "numpy"], default=None,
                         help="word-dropout implementations to measure with fast CPU dropout (default: numba when "
                              "installed, else numpy)")
+    parser.add_argument("--torch_compile", nargs="+", choices=["false", "true"], default=["false"],
+                        help="eager (false) and/or torch.compile'd (true, inductor, fullgraph) steps, a row each")
     parser.add_argument("--sequential", action="store_true",
                         help="time each configuration's steps in a row (default: interleaved rounds)")
     args = parser.parse_args(argv)
@@ -166,18 +171,20 @@ def main(argv: list[str] | None = None) -> list[dict]:
         runs += [(name, 0.1, fast == "true", kind) for name, fast, kind in
                  itertools.product(args.shapes, args.fast_cpu_dropout, args.dropout_off or ["all"])]
     runs = [(*run, kernel if run[2] else None) for run in runs for kernel in (kernels if run[2] else [None])]
+    runs = [(*run, compiled == "true") for run in runs for compiled in args.torch_compile]
     inputs = {name: random_batch(SHAPES[name], args.batch, args.device) for name in args.shapes}
     rows, prepared = [], []
-    for name, dropout, fast, kind, kernel in runs:
+    for name, dropout, fast, kind, kernel, compiled in runs:
         shapes = SHAPES[name]
         overrides = {"attention_dropout": dropout, **DROPOUT_OFF.get(kind, {})}
         model, optimizer = build(shapes, args.device, fast_cpu_dropout=fast, **overrides)
         dense, attention = count_step_flops(model, inputs[name])
         tokens = 2 + shapes["text"][0] + (shapes["audio"][0] // 8) + shapes["vision"][0]
         rows.append(dict(shapes=name, tokens=tokens, attention_dropout=overrides["attention_dropout"],
-                         dropout_off=kind, fast_cpu_dropout=fast, dropout_kernels=kernel,
+                         dropout_off=kind, fast_cpu_dropout=fast, dropout_kernels=kernel, torch_compile=compiled,
                          dense_gflop=dense / 1e9, attention_gflop=attention / 1e9, times=[]))
-        prepared.append((model, optimizer, inputs[name], kernel != "numpy"))
+        step_model = torch.compile(model, fullgraph=True) if compiled else model  # FLOPs: counted on the eager one
+        prepared.append((step_model, optimizer, inputs[name], kernel != "numpy"))
     if args.sequential:
         for row, (model, optimizer, batch, use) in zip(rows, prepared):
             peaks.append(matmul_flops_per_second(args.device))  # the machine's speed drifts: keep its best
@@ -199,13 +206,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"device {args.device}, {torch.get_num_threads()} threads, batch {args.batch}; sustained fp32 matmul "
           f"(2048^3, best of {len(peaks)} measurements spread over the run): {peak / 1e9:.1f} GFLOP/s "
           f"(lowest {min(peaks) / 1e9:.1f})\n")
-    print("| shapes | T | attention dropout | dropout at 0 | fast CPU dropout | dropout kernels "
+    print("| shapes | T | attention dropout | dropout at 0 | fast CPU dropout | dropout kernels | torch.compile "
           "| GFLOP/step (matmul+conv / attention) | step (s) | GFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         row["mfu"] = row["gflops"] * 1e9 / peak
         print(f"| {row['shapes']} | ~{row['tokens']} | {row['attention_dropout']} | {row['dropout_off'] or '-'} "
               f"| {str(row['fast_cpu_dropout']).lower()} | {row['dropout_kernels'] or '-'} "
+              f"| {str(row['torch_compile']).lower()} "
               f"| {row['dense_gflop']:.1f} / {row['attention_gflop']:.1f} | {row['step_s']:.3f} | {row['gflops']:.1f} | "
               f"{100 * row['mfu']:.1f}% |")
     return rows

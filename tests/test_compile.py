@@ -10,6 +10,7 @@ import torch
 
 from conftest import TINY_DIMS, random_batch, tiny_semi_iin_config
 from modeling_msa import SemiIINForSentimentAnalysis, SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+from modeling_msa.dropout_kernels import KERNELS
 
 LABELS = torch.tensor([0.5, -1.0, 2.0])
 
@@ -47,30 +48,42 @@ def test_compiled_training_step_equals_eager(name):
     torch.testing.assert_close(compiled(**other).logits, model(**other).logits)
 
 
-def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(monkeypatch):
+@pytest.mark.parametrize("kernels", [True, False], ids=["numba", "numpy"])
+def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(monkeypatch, kernels):
     """In train mode the CPU word-dropout masks come from the custom op `msa_hub::dropout_keep_mask` inside the
-    graph: one graph, the same masks in the same order as eager (same seed), so the same loss and gradients."""
+    graph (eager, with the numba kernels, multiplies some without writing them, from the same words): one graph,
+    the same draws in the same order as eager (same seed), so the same loss and gradients."""
     from modeling_msa import msa_utils
 
+    draws = []
+    for name in ("_cpu_keep_mask", "_cpu_keep_times"):
+        original = getattr(msa_utils, name)
+        def recorded(*args, _name=name, _original=original, **kwargs):
+            result = _original(*args, **kwargs)
+            if result is not None:  # a draw (`_cpu_keep_times` returns None where it does not apply)
+                draws.append(_name)
+            return result
+        monkeypatch.setattr(msa_utils, name, recorded)
     torch.manual_seed(0)
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).train()
     assert model.config.fast_cpu_dropout and model.config.attention_dropout > 0
     model.validate_inputs = False
     batch = {**random_batch(), "labels": LABELS}
-    torch.manual_seed(1)
-    eager = model(**batch)
-    eager.loss.backward()
-    expected = gradients(model)
-    model.zero_grad(set_to_none=True)
-    masks = []
-    original = msa_utils._cpu_keep_mask
-    monkeypatch.setattr(msa_utils, "_cpu_keep_mask", lambda *args: masks.append(args) or original(*args))
-    torch._dynamo.reset()
-    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    torch.manual_seed(1)
-    output = compiled(**batch)
-    output.loss.backward()
-    assert len(masks) > 10  # every dropout of the step drew its mask through the op
+    with msa_utils.use_dropout_kernels(kernels):
+        torch.manual_seed(1)
+        eager = model(**batch)
+        eager.loss.backward()
+        expected = gradients(model)
+        model.zero_grad(set_to_none=True)
+        eager_draws, draws[:] = list(draws), []
+        torch._dynamo.reset()
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
+        torch.manual_seed(1)
+        output = compiled(**batch)
+        output.loss.backward()
+    # every dropout of the step drew its mask through the op, once per eager draw (a mask or a masked product)
+    assert len(draws) > 10 and draws == ["_cpu_keep_mask"] * len(eager_draws)
+    assert ("_cpu_keep_times" in eager_draws) == (kernels and KERNELS is not None)
     torch.testing.assert_close(output.loss, eager.loss)
     found = gradients(model)
     assert found.keys() == expected.keys()
@@ -113,9 +126,9 @@ def test_compiled_training_graph_saves_no_bool_masks_for_backward():
     assert all(math.prod(shape) <= frames for shape in bools), bools
 
 
-def test_positive_part_grad_op_matches_threshold_backward():
-    """`msa_hub::positive_part_grad` (what compiled graphs call) is `threshold_backward(grad, output, 0) * scale`;
-    its schema and fake implementation pass `torch.library.opcheck`."""
+def test_custom_ops_of_compiled_graphs():
+    """The ops compiled CPU graphs call: `msa_hub::positive_part_grad` is `threshold_backward(grad, output, 0) *
+    scale`; schemas and fake implementations pass `torch.library.opcheck`."""
     from modeling_msa.msa_utils import _positive_part_grad
 
     generator = torch.Generator().manual_seed(0)
