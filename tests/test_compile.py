@@ -91,11 +91,16 @@ def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(mon
         torch.testing.assert_close(found[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
 
 
-def test_compiled_training_graph_saves_no_bool_masks_for_backward():
-    """The backward of the fused ReLU dropout and of the attention-weight dropout is the custom op
-    `msa_hub::positive_part_grad`: inductor's partitioner then saves the dropped outputs, which the next matmul saves
-    anyway, instead of also storing a bool `output <= 0` per element in forward (a slow loop in inductor's CPU code:
-    compiled steps were 0.8x as fast as eager before). Inductor's own graph passes and partitioner run; its code
+NO_DROPOUT = dict(attention_dropout=0.0, input_dropout=0.0, embedding_dropout=0.0, residual_dropout=0.0,
+                  relu_dropout=0.0)
+
+
+@pytest.mark.parametrize("overrides", [dict(relu_dropout=0.2), NO_DROPOUT], ids=["paper_dropouts", "no_dropout"])
+def test_compiled_training_graph_saves_no_bool_masks_for_backward(overrides):
+    """The backward of the feed-forward ReLU (with or without its word dropout) and of the attention-weight dropout
+    is the custom op `msa_hub::positive_part_grad` in compiled CPU graphs: inductor's partitioner then saves the
+    outputs, which the next matmul saves anyway, instead of also storing a bool `output <= 0` per element in forward
+    (a slow loop in inductor's CPU code: compiled steps were 0.8x as fast as eager before). Inductor's own graph passes and partitioner run; its code
     generation does not (`inner_compile` returns the partitioned graphs as they are)."""
     import functools
 
@@ -112,7 +117,7 @@ def test_compiled_training_graph_saves_no_bool_masks_for_backward():
         return make_boxed_func(graph.forward)
 
     torch.manual_seed(0)
-    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(relu_dropout=0.2)).train()
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(**overrides)).train()
     model.validate_inputs = False
     torch._dynamo.reset()
     compiled = torch.compile(model, backend=functools.partial(compile_fx, inner_compile=inner_compile),
