@@ -188,7 +188,8 @@ _DRAWS_PER_CHUNK = 1 << 17  # 64-bit draws per separately seeded chunk (1 MiB: a
 _BLOCK = 1 << 16  # words turned into mask values at a time (cache-resident)
 _draw_pool = None  # threads filling chunks: numpy releases the GIL while it draws, compares and casts
 _INTEGER_VIEWS = {torch.bfloat16: torch.int16, torch.float16: torch.int16}  # numpy has no bfloat16
-_BIT_VIEWS = {torch.float64: torch.int64, torch.float32: torch.int32, **_INTEGER_VIEWS}  # masks the kernels write
+_BIT_VIEWS = {torch.float64: torch.int64, torch.float32: torch.int32, torch.uint8: torch.uint8,  # masks the kernels
+              **_INTEGER_VIEWS}  # write (uint8: the 0/1 masks of compiled graphs)
 _use_dropout_kernels = os.environ.get("MSA_HUB_NUMBA_DROPOUT", "1") != "0"
 
 
@@ -355,9 +356,12 @@ def dropout_keep_mask(hidden: torch.Tensor, p: float, scaled: bool = True) -> to
         return None
     if dropped == levels:
         return hidden.new_zeros(hidden.shape)
-    if torch.compiler.is_compiling():  # an opaque op in the graph: inductor fuses everything around it
-        mask = torch.ops.msa_hub.dropout_keep_mask(_draw_seed(), list(hidden.shape), hidden.dtype, p, scaled)
-        return mask.to(hidden.device)
+    if torch.compiler.is_compiling():
+        # The op (opaque to inductor) writes a 0/1 byte mask; its cast and scale fuse into the mask's consumers, and
+        # a mask kept for backward is kept as bytes: a quarter of a float mask's memory traffic. The same values:
+        # 0 or 1 times the kept value in hidden's dtype is exactly 0 or that value.
+        keep = torch.ops.msa_hub.dropout_keep_mask(_draw_seed(), list(hidden.shape), torch.uint8, p, False)
+        return keep.to(hidden.device, hidden.dtype) * _kept_value(p, scaled, hidden.dtype)
     return _cpu_keep_mask(hidden.shape, hidden.dtype, p, scaled).to(hidden.device)
 
 
@@ -374,7 +378,7 @@ def _cpu_keep_mask(shape, dtype: torch.dtype, p: float, scaled: bool, seed: int 
         _run_kernel(kernels["keep_mask"], mask.numel(), bits, seed, mask.view(_BIT_VIEWS[dtype]).numpy(), threshold,
                     kept.view(_BIT_VIEWS[dtype]).numpy()[()])
         return mask.view(shape)
-    native = dtype if dtype in (torch.float32, torch.float64, *_INTEGER_VIEWS) else torch.float32
+    native = dtype if dtype in (torch.float32, torch.float64, torch.uint8, *_INTEGER_VIEWS) else torch.float32
     mask = _fill_from_words(torch.empty(math.prod(shape), dtype=native), bits, _keep_writer(threshold, kept.to(native)),
                             seed)
     return mask.view(shape).to(dtype)
