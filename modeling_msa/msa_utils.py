@@ -506,23 +506,6 @@ class _ReLUWordDropout(torch.autograd.Function):
         return _positive_part_grad(grad, output, ctx.scale), None
 
 
-class _CompiledCPUReLU(torch.autograd.Function):
-    """`relu(x)` whose backward is [`_positive_part_grad`] on the output: in compiled CPU graphs AOT autograd then
-    saves the output (the next matmul saves it anyway) instead of also storing a bool `x <= 0` in forward (a slow
-    loop in inductor's CPU code; plain `F.relu` made a compiled step at dropout 0 slower than eager)."""
-
-    @staticmethod
-    def forward(ctx, hidden: torch.Tensor) -> torch.Tensor:
-        output = F.relu(hidden)
-        ctx.save_for_backward(output)
-        return output
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):
-        (output,) = ctx.saved_tensors
-        return _positive_part_grad(grad, output, 1.0)
-
-
 class _WeightsWordDropout(torch.autograd.Function):
     """Unscaled word dropout of nonnegative attention weights (`weights * mask`, mask 0/1). Backward recovers the
     mask from the output, which the next matmul saves anyway: a kept weight is the weight itself, positive unless it
@@ -572,7 +555,10 @@ class Dropout(torch.nn.Dropout):
         if self._samples_words(hidden) and hidden.requires_grad:
             return _ReLUWordDropout.apply(hidden, self.p)
         if hidden.requires_grad and hidden.device.type == "cpu" and torch.compiler.is_compiling():
-            return self(_CompiledCPUReLU.apply(hidden))
+            # ReLU alone (rate 0) with the positive-part backward op: plain F.relu's traced backward has inductor's
+            # partitioner store a bool `x <= 0` in forward, a slow loop on CPU (a compiled step at dropout 0 ran
+            # slower than eager)
+            return self(_ReLUWordDropout.apply(hidden, 0.0))
         return self(F.relu(hidden))
 
     def extra_repr(self) -> str:

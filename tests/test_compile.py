@@ -100,8 +100,9 @@ def test_compiled_training_graph_saves_no_bool_masks_for_backward(overrides):
     """The backward of the feed-forward ReLU (with or without its word dropout) and of the attention-weight dropout
     is the custom op `msa_hub::positive_part_grad` in compiled CPU graphs: inductor's partitioner then saves the
     outputs, which the next matmul saves anyway, instead of also storing a bool `output <= 0` per element in forward
-    (a slow loop in inductor's CPU code: compiled steps were 0.8x as fast as eager before). Inductor's own graph passes and partitioner run; its code
-    generation does not (`inner_compile` returns the partitioned graphs as they are)."""
+    (a slow loop in inductor's CPU code: compiled steps were 0.8x as fast as eager before). Inductor's own graph
+    passes and partitioner run; its code generation does not (`inner_compile` returns the partitioned graphs as they
+    are)."""
     import functools
 
     from functorch.compile import make_boxed_func
@@ -133,8 +134,9 @@ def test_compiled_training_graph_saves_no_bool_masks_for_backward(overrides):
 
 def test_custom_ops_of_compiled_graphs():
     """The ops compiled CPU graphs call: `msa_hub::positive_part_grad` is `threshold_backward(grad, output, 0) *
-    scale`; schemas and fake implementations pass `torch.library.opcheck`."""
-    from modeling_msa.msa_utils import _positive_part_grad
+    scale`; `msa_hub::dropout_keep_mask`'s 0/1 byte masks (what compiled graphs draw) are the float masks' 0/1
+    values, with and without the kernels; schemas and fake implementations pass `torch.library.opcheck`."""
+    from modeling_msa.msa_utils import _cpu_keep_mask, _positive_part_grad, use_dropout_kernels
 
     generator = torch.Generator().manual_seed(0)
     grad = torch.randn(4, 33, generator=generator)
@@ -145,5 +147,12 @@ def test_custom_ops_of_compiled_graphs():
         torch.testing.assert_close(torch.ops.msa_hub.positive_part_grad(grad, output, scale), expected, rtol=0, atol=0)
         torch.testing.assert_close(_positive_part_grad(grad, output, scale), expected, rtol=0, atol=0)
         torch.library.opcheck(torch.ops.msa_hub.positive_part_grad, (grad, output, scale))
-    torch.library.opcheck(torch.ops.msa_hub.dropout_keep_mask, (torch.tensor(7), [4, 33], torch.float32, 0.1, True),
-                          test_utils=("test_schema", "test_faketensor"))
+    for dtype in (torch.float32, torch.uint8):
+        arguments = (torch.tensor(7), [4, 33], dtype, 0.1, dtype.is_floating_point)
+        torch.library.opcheck(torch.ops.msa_hub.dropout_keep_mask, arguments, test_utils=("test_schema", "test_faketensor"))
+    for kernels in (True, False):
+        with use_dropout_kernels(kernels):
+            for p in (0.1, 0.5):
+                keep = torch.ops.msa_hub.dropout_keep_mask(torch.tensor(7), [3, 70, 41], torch.uint8, p, False)
+                assert keep.dtype == torch.uint8
+                assert torch.equal(keep.float(), _cpu_keep_mask((3, 70, 41), torch.float32, p, False, 7)), (p, kernels)
