@@ -149,7 +149,8 @@ def test_custom_ops_of_compiled_graphs():
         torch.library.opcheck(torch.ops.msa_hub.positive_part_grad, (grad, output, scale))
     for dtype in (torch.float32, torch.uint8):
         arguments = (torch.tensor(7), [4, 33], dtype, 0.1, dtype.is_floating_point)
-        torch.library.opcheck(torch.ops.msa_hub.dropout_keep_mask, arguments, test_utils=("test_schema", "test_faketensor"))
+        torch.library.opcheck(torch.ops.msa_hub.dropout_keep_mask, arguments,
+                              test_utils=("test_schema", "test_faketensor"))
     for kernels in (True, False):
         with use_dropout_kernels(kernels):
             for p in (0.1, 0.5):
