@@ -1,7 +1,6 @@
 """Input checks, length/mask helpers and label binning shared by the msa-hub models."""
 
 import contextlib
-import functools
 import math
 import os
 
@@ -453,10 +452,14 @@ def samples_words(enabled: bool, hidden: torch.Tensor) -> bool:
     return enabled and hidden.device.type == "cpu"
 
 
-@functools.lru_cache(maxsize=64)
 def _scale_is_exact(dtype: torch.dtype, scale: float) -> bool:
-    """Whether `scale` is exactly representable in `dtype` (1.25 is in bf16, 1 / 0.9 is not)."""
-    return torch.tensor(scale, dtype=torch.float64).to(dtype).double().item() == scale
+    """Whether `scale` (> 0, finite) is exactly representable in the floating `dtype` (1.25 is in bf16, 1 / 0.9 is
+    not): its significand fits the dtype's bits and it lies in the normal range. Plain Python arithmetic, so that a
+    compiled graph does not break on it (a tensor round trip needs `.item()`)."""
+    info = torch.finfo(dtype)
+    significand, _ = math.frexp(scale)  # scale = significand * 2**exponent, 0.5 <= significand < 1
+    bits = round(-math.log2(info.eps)) + 1  # the stored bits plus the implicit leading one
+    return (significand * 2 ** bits).is_integer() and info.tiny <= scale <= info.max
 
 
 def _keep_mask_and_scale(hidden: torch.Tensor, p: float) -> tuple[torch.Tensor | None, float]:

@@ -1,6 +1,7 @@
 """The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting, the
 mask-cost table."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -17,17 +18,35 @@ import mfu  # noqa: E402
 from modeling_msa.dropout_kernels import KERNELS  # noqa: E402
 
 
-def test_gpu_script_dry_run_measures_every_row(capsys):
-    rows = gpu.main(["--dry-run"])
+def test_gpu_script_dry_run_measures_every_row(capsys, tmp_path):
+    rows = gpu.main(["--dry-run", "--out", str(tmp_path)])
     names = [name for name, _, _ in rows]
-    assert names[:2] == ["Semi-IIN training, fp32", "Semi-IIN training, bf16"]
-    assert any(name.startswith("Semi-IIN, 2 epochs") for name in names)
+    assert names[:4] == ["Semi-IIN training, tiny shapes, fp32", "Semi-IIN MFU (tiny shapes, fp32)",
+                         "Semi-IIN training, tiny shapes, bf16", "Semi-IIN MFU (tiny shapes, bf16)"]
+    assert [name.split(", ")[-1] for name in names if name.startswith("Semi-IIN, 2 epochs")] == [
+        "eager", "torch.compile (dynamo only)"]
+    assert names[-1].startswith("train.py")
     assert any(name.startswith("Self-MM") for name in names)
     assert "video pipeline real-time factor" in names and any("MFU" in name for name in names)
     for name, value, _ in rows:
         number = float(value.split()[0].rstrip("%"))
         assert number > 0 and number == number, (name, value)
     assert "| measurement | value | notes |" in capsys.readouterr().out
+    written = json.loads((tmp_path / "gpu_results.json").read_text())
+    assert [tuple(row) for row in written] == rows and "| measurement | value | notes |" in (
+        tmp_path / "gpu_results.md").read_text()
+
+
+def test_gpu_script_reports_a_failing_measurement_in_its_row_and_runs_the_rest(monkeypatch, tmp_path, capsys):
+    def broken(args):
+        raise RuntimeError("no such kernel")
+
+    monkeypatch.setattr(gpu, "self_mm_row", broken)
+    rows = gpu.main(["--dry-run", "--train_py", "false", "--compile_mode", "none", "--out", str(tmp_path)])
+    assert ("Self-MM", "error", "RuntimeError: no such kernel") in rows
+    assert rows[-1][0] == "video pipeline real-time factor" and float(rows[-1][1]) > 0  # after the failure
+    assert not any("torch.compile" in name for name, _, _ in rows)
+    assert "RuntimeError: no such kernel" in (tmp_path / "gpu_results.md").read_text()
 
 
 def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_zero(capsys):

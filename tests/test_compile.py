@@ -91,6 +91,34 @@ def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(mon
         torch.testing.assert_close(found[key], expected[key], rtol=1e-4, atol=1e-6, msg=key)
 
 
+def test_compiled_bf16_autocast_training_step_is_one_graph():
+    """Under bf16 autocast (train.py's `--bf16` / `--cpu_amx_bf16`) the word dropout asks whether its scale is exact
+    in bf16: plain Python arithmetic, so the step is one graph (a tensor round trip broke it 13 times on `.item()`
+    where fullgraph is off, torch.compile's default)."""
+    torch.manual_seed(0)
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()).train()
+    model.validate_inputs = False
+    batch = {**random_batch(), "labels": LABELS}
+    torch._dynamo.reset()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        explained = torch._dynamo.explain(model)(**batch)
+        output = torch.compile(model, backend="aot_eager")(**batch)
+    assert explained.graph_break_count == 0, [str(reason.reason)[:200] for reason in explained.break_reasons]
+    output.loss.backward()
+    assert torch.isfinite(output.loss) and all(torch.isfinite(g).all() for g in gradients(model).values())
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16, torch.float32, torch.float64])
+def test_dropout_scale_exactness_matches_a_round_trip_through_the_dtype(dtype):
+    from modeling_msa.msa_utils import _scale_is_exact
+
+    scales = [1 / (1 - p) for p in (0.05, 0.1, 0.2, 0.25, 0.3, 0.5, 0.75, 0.9, 0.999)]
+    scales += [1 + 2.0 ** -bits for bits in (6, 7, 8, 10, 11, 23, 24, 52)] + [70000.0, 2.0 ** 130]
+    for scale in scales:
+        expected = torch.tensor(scale, dtype=torch.float64).to(dtype).double().item() == scale
+        assert _scale_is_exact(dtype, scale) == expected, (dtype, scale)
+
+
 NO_DROPOUT = dict(attention_dropout=0.0, input_dropout=0.0, embedding_dropout=0.0, residual_dropout=0.0,
                   relu_dropout=0.0)
 
