@@ -291,13 +291,14 @@ def write_results(folder: Path | None, header: str, rows: list[Row]) -> None:
 
 
 def measurements(args) -> list[tuple[str, Callable[[], list[Row]]]]:
-    """(name, measure) in the order they run: the issue's GPU figures first, the slower extras last."""
+    """(name, measure) in the order they run: the quick ones first, the compiled run (minutes of compilation) and
+    train.py last, so that a run stopped at a time limit keeps the most rows."""
     runs = [("Semi-IIN training throughput", lambda: throughput_rows(args)),
-            ("Semi-IIN full run, eager", lambda: [full_run_row(args, compiled=False)])]
+            ("Semi-IIN full run, eager", lambda: [full_run_row(args, compiled=False)]),
+            ("Self-MM", lambda: [self_mm_row(args)]),
+            ("video pipeline real-time factor", lambda: [video_rtf_row(args)])]
     if args.compile_mode != "none":
         runs.append(("Semi-IIN full run, torch.compile", lambda: [full_run_row(args, compiled=True)]))
-    runs += [("Self-MM", lambda: [self_mm_row(args)]),
-             ("video pipeline real-time factor", lambda: [video_rtf_row(args)])]
     if args.train_py:
         runs.append(("train.py", lambda: [train_py_row(args)]))
     return runs
