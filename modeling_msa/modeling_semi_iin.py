@@ -183,7 +183,19 @@ def conv1d_frames_last(
     products (one row per frame) rather than the wider inputs. With fewer frames than the kernel the input is
     zero-extended to one output. Equal to `F.conv1d(masked frames.transpose(1, 2), ...)` up to float rounding
     (tested); for 1024-wide features 2-3x faster in training, where the transposed copy and the convolution's
-    weight gradient dominated."""
+    weight gradient dominated. Compiled, the frames are zero-extended to exactly the rows the outputs read
+    ([`_conv1d_frames_last_compiled`]): the same sums, and no branch on the frame count that would make a dynamic-shape
+    graph recompile."""
+    if torch.compiler.is_compiling():
+        return _conv1d_frames_last_compiled(frames, weight, stride, padding, frame_mask)
+    return _conv1d_frames_last_eager(frames, weight, stride, padding, frame_mask)
+
+
+def _conv1d_frames_last_eager(
+    frames: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, frame_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """[`conv1d_frames_last`] outside compiled graphs: zero frames added only where the count is not a multiple of
+    the stride, products sliced to the rows that reach an output."""
     batch, length, channels = frames.shape
     out_channels, _, kernel = weight.shape
     out_length = max(length + 2 * padding - kernel, 0) // stride + 1
@@ -212,6 +224,49 @@ def conv1d_frames_last(
             part = F.pad(part, (0, 0, first - shift, shift + out_length - last))
             output = part if output is None else output + part
     return frames.new_zeros(batch, out_length, out_channels) if output is None else output
+
+
+def _conv1d_frames_last_compiled(
+    frames: torch.Tensor, weight: torch.Tensor, stride: int, padding: int, frame_mask: torch.Tensor | None
+) -> torch.Tensor:
+    """[`conv1d_frames_last`] inside a compiled graph: every size one closed formula of the frame count L. The eager
+    version's branches on L (is it a multiple of the stride, which rows reach an output) become guards on L's
+    residues under dynamic shapes, so each new residue recompiled the graph (minutes on a CPU, every few steps with
+    variable-length batches). Here the frames are zero-extended by a fixed amount and cut to exactly the rows the
+    outputs read (in training inductor writes the extension in the input dropout's kernel); zero frames add zero
+    products, so the sums are the eager version's."""
+    batch, length, channels = frames.shape
+    out_channels, _, kernel = weight.shape
+    if length + 2 * padding < kernel:  # fewer frames than the kernel: one guard, false for any real clip
+        frames = F.pad(frames, (0, 0, 0, kernel - 2 * padding - length))
+        frame_mask = None if frame_mask is None else F.pad(frame_mask, (0, kernel - 2 * padding - length))
+        length = kernel - 2 * padding
+    out_length = (length + 2 * padding - kernel) // stride + 1
+    shifts = [(tap - padding) // stride for tap in range(kernel)]  # output t reads row t + shift (tap's residue)
+    rows = out_length + max(max(shifts), 0)  # the rows any output reads
+    # rows * stride <= length + 2 * padding - kernel + stride * (1 + max shift): enough zero frames for any L
+    extension = (max(max(shifts), 0) + 1) * stride + max(2 * padding - kernel, 0)
+    by_residue = F.pad(frames, (0, 0, 0, extension))[:, : rows * stride].reshape(batch, rows, stride, channels)
+    mask_by_residue = None
+    if frame_mask is not None:
+        frame_mask = F.pad(frame_mask, (0, extension))[:, : rows * stride]
+        mask_by_residue = frame_mask.reshape(batch, rows, stride, 1).to(frames.dtype)
+    output = frames.new_zeros(batch, out_length, out_channels)
+    for residue in range(stride):
+        taps = [tap for tap in range(kernel) if (tap - padding) % stride == residue]
+        if not taps:
+            continue
+        tap_weights = weight[:, :, taps[0]::stride].permute(2, 0, 1).reshape(len(taps) * out_channels, channels)
+        products = by_residue[:, :, residue] @ tap_weights.t()  # [B, rows, taps * O]
+        if mask_by_residue is not None:
+            products = products * mask_by_residue[:, :, residue]
+        for position, tap in enumerate(taps):
+            first = max(shifts[tap], 0)  # rows before `first` would feed outputs before 0
+            if shifts[tap] + out_length <= first:  # no row reaches an output (a few frames, wide padding)
+                continue
+            part = products[:, first:shifts[tap] + out_length, position * out_channels:(position + 1) * out_channels]
+            output = output + F.pad(part, (0, 0, first - shifts[tap], 0))
+    return output
 
 
 class SemiIINFeatureProjection(nn.Module):

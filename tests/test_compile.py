@@ -48,6 +48,39 @@ def test_compiled_training_step_equals_eager(name):
     torch.testing.assert_close(compiled(**other).logits, model(**other).logits)
 
 
+@pytest.mark.parametrize("mode", ["eval", "train_bf16"])
+@pytest.mark.parametrize("name", ["semi_iin", "shared_private"])
+def test_compiled_model_serves_every_length_after_one_dynamic_recompile(name, mode):
+    """Variable-length batches (Trainer's default: padded to the batch's longest): the second shape recompiles once
+    with dynamic lengths, and that graph serves every later length, whatever its residue modulo the audio strides
+    (Semi-IIN's frames-last convolution branched on it: a recompile every few steps, minutes each on a CPU)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch.manual_seed(0)
+    if name == "semi_iin":
+        model = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+    else:
+        model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(text_input="features", **TINY_DIMS))
+    model.train(mode == "train_bf16")  # training: the word dropouts' paths, under train.py's bf16 autocast on AMX
+    model.validate_inputs = False
+    counter = CompileCounter()
+    torch._dynamo.reset()
+    compiled = torch.compile(model, backend=counter)
+    graphs = []
+    for step in range(6):  # audio 40, 37, ..., 25 frames: every residue modulo 2 and 4
+        lengths = dict(text=(10 - step, 7, 4), audio=(40 - 3 * step, 23, 9), vision=(9 - step, 5, 2))
+        batch = {**random_batch(seed=step, **lengths), "labels": LABELS}
+        if mode == "eval":
+            torch.testing.assert_close(compiled(**batch).logits, model(**batch).logits)
+        else:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = compiled(**batch).loss
+            loss.backward()
+            assert torch.isfinite(loss)
+        graphs.append(counter.frame_count)
+    assert graphs[1] == 2 * graphs[0] and graphs[-1] == graphs[1], graphs  # static, dynamic, then no recompile
+
+
 @pytest.mark.parametrize("kernels", [True, False], ids=["numba", "numpy"])
 def test_compiled_training_mode_semi_iin_keeps_the_word_dropout_in_one_graph(monkeypatch, kernels):
     """In train mode the CPU word-dropout masks come from the custom op `msa_hub::dropout_keep_mask` inside the

@@ -15,7 +15,11 @@ import torch.nn.functional as F
 
 from conftest import random_batch, tiny_semi_iin_config
 from modeling_msa import SemiIINForSentimentAnalysis, msa_utils
-from modeling_msa.modeling_semi_iin import attention_with_word_dropout, conv1d_frames_last
+from modeling_msa.modeling_semi_iin import (
+    _conv1d_frames_last_compiled,
+    attention_with_word_dropout,
+    conv1d_frames_last,
+)
 from modeling_msa.msa_utils import Dropout, dropout_keep_mask, prefix_mask, random_words, word_dropout
 from training_msa.runtime import keep_freed_cpu_memory_for_reuse
 
@@ -195,12 +199,15 @@ def test_semi_iin_config_chooses_the_dropout_sampler(fast):
     assert torch.isfinite(loss)
 
 
+@pytest.mark.parametrize("implementation", [conv1d_frames_last, _conv1d_frames_last_compiled],
+                         ids=["eager", "compiled"])
 @pytest.mark.parametrize("kernel, stride, padding", [
     (k, s, p) for k, s, p in itertools.product((1, 2, 3, 4, 5), (1, 2, 3, 4), (0, 1, 2)) if p < k
 ])
-def test_frames_last_conv1d_equals_conv1d_on_masked_frames(kernel, stride, padding):
+def test_frames_last_conv1d_equals_conv1d_on_masked_frames(kernel, stride, padding, implementation):
+    """Both versions (eager, and the branch-free one compiled graphs trace) on every length residue."""
     torch.manual_seed(kernel * 100 + stride * 10 + padding)
-    for length in (1, 2, 3, 7, 8, 50):
+    for length in (1, 2, 3, 5, 6, 7, 8, 50, 51):
         frames = torch.randn(3, length, 6, dtype=torch.float64, requires_grad=True)
         weight = torch.randn(5, 6, kernel, dtype=torch.float64, requires_grad=True)
         mask = prefix_mask(torch.tensor([length, max(1, length // 2), 1]), length)
@@ -209,7 +216,7 @@ def test_frames_last_conv1d_equals_conv1d_on_masked_frames(kernel, stride, paddi
         if shortfall > 0:  # what SemiIINFeatureProjection did: zero-extend to one output
             reference_input = F.pad(reference_input, (0, shortfall))
         expected = F.conv1d(reference_input, weight, stride=stride, padding=padding).transpose(1, 2)
-        found = conv1d_frames_last(frames, weight, stride, padding, mask)
+        found = implementation(frames, weight, stride, padding, mask)
         torch.testing.assert_close(found, expected)
         upstream = torch.randn_like(expected)
         expected_grads = torch.autograd.grad(expected, (frames, weight), upstream)
