@@ -73,6 +73,14 @@ class MSATrainingArguments(TrainingArguments):
                           "the papers' fp32 recipes; no effect on other CPUs, on accelerators or with --bf16/--fp16 "
                           "set."},
     )
+    torch_compile_dynamic: bool | None = field(
+        default=True,
+        metadata={"help": "With --torch_compile: compile for dynamic shapes from the first step (the default "
+                          "collator pads each batch to its longest sample, so lengths vary). Default job on a 2-core "
+                          "CPU: 330 s of training vs 666 s with torch's automatic dynamic shapes (one recompile per "
+                          "modality whose length changes); false: static shapes, for batches padded to fixed "
+                          "lengths. Sets ACCELERATE_DYNAMO_USE_DYNAMIC."},
+    )
     stop_on_non_finite_loss: bool = field(
         default=True,
         metadata={"help": "Stop with an error naming the step when a training loss is NaN/inf (instead of "
@@ -93,6 +101,8 @@ class MSATrainingArguments(TrainingArguments):
             # --bf16 on a machine without an accelerator is CPU autocast (Trainer asks for use_cpu)
             self.use_cpu = self.use_cpu or self.bf16
         super().__post_init__()
+        if self.torch_compile and self.torch_compile_dynamic is not None:  # read by accelerate's TorchDynamoPlugin
+            os.environ["ACCELERATE_DYNAMO_USE_DYNAMIC"] = str(self.torch_compile_dynamic).lower()
 
 
 @dataclass
