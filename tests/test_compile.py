@@ -3,7 +3,6 @@ C++ compilation): same loss and gradients as eager. Semi-IIN is one graph (`full
 model's nn.LSTMs are run eagerly between graphs (dynamo does not trace RNN modules). Speed-ups with the inductor
 backend: benchmarks/compile_speedup.py."""
 
-
 import pytest
 import torch
 
