@@ -206,23 +206,12 @@ def _conv1d_frames_last_eager(
     by_residue = frames.reshape(batch, rows, stride, channels)  # a view of contiguous frames
     mask_by_residue = None if frame_mask is None else frame_mask.view(batch, rows, stride, 1).to(frames.dtype)
     output = None
-    for residue in range(stride):
-        taps = [tap for tap in range(kernel) if (tap - padding) % stride == residue]
-        if not taps:
+    for shift, products in _tap_products(by_residue, mask_by_residue, weight, stride, padding):
+        first, last = max(shift, 0), min(shift + out_length, rows)  # the rows that reach an output
+        if last <= first:
             continue
-        # taps[0], taps[0] + stride, ...: a strided slice (an index list's backward is a slow index_put)
-        tap_weights = weight[:, :, taps[0]::stride].permute(2, 0, 1).reshape(len(taps) * out_channels, channels)
-        products = by_residue[:, :, residue] @ tap_weights.t()  # [B, rows, taps * O]
-        if mask_by_residue is not None:
-            products = products * mask_by_residue[:, :, residue]
-        for position, tap in enumerate(taps):
-            shift = (tap - padding) // stride  # output t reads row t + shift of this residue
-            first, last = max(shift, 0), min(shift + out_length, rows)  # the rows that reach an output
-            if last <= first:
-                continue
-            part = products[:, first:last, position * out_channels:(position + 1) * out_channels]
-            part = F.pad(part, (0, 0, first - shift, shift + out_length - last))
-            output = part if output is None else output + part
+        part = F.pad(products[:, first:last], (0, 0, first - shift, shift + out_length - last))
+        output = part if output is None else output + part
     return frames.new_zeros(batch, out_length, out_channels) if output is None else output
 
 
@@ -242,31 +231,41 @@ def _conv1d_frames_last_compiled(
         frame_mask = None if frame_mask is None else F.pad(frame_mask, (0, kernel - 2 * padding - length))
         length = kernel - 2 * padding
     out_length = (length + 2 * padding - kernel) // stride + 1
-    shifts = [(tap - padding) // stride for tap in range(kernel)]  # output t reads row t + shift (tap's residue)
-    rows = out_length + max(max(shifts), 0)  # the rows any output reads
-    # rows * stride <= length + 2 * padding - kernel + stride * (1 + max shift): enough zero frames for any L
-    extension = (max(max(shifts), 0) + 1) * stride + max(2 * padding - kernel, 0)
+    last_shift = max((kernel - 1 - padding) // stride, 0)  # output t reads row t + shift, shift <= last_shift
+    rows = out_length + last_shift  # the rows any output reads
+    # rows * stride <= length + 2 * padding - kernel + stride * (1 + last_shift): enough zero frames for any L
+    extension = (last_shift + 1) * stride + max(2 * padding - kernel, 0)
     by_residue = F.pad(frames, (0, 0, 0, extension))[:, : rows * stride].reshape(batch, rows, stride, channels)
     mask_by_residue = None
     if frame_mask is not None:
         frame_mask = F.pad(frame_mask, (0, extension))[:, : rows * stride]
         mask_by_residue = frame_mask.reshape(batch, rows, stride, 1).to(frames.dtype)
     output = frames.new_zeros(batch, out_length, out_channels)
+    for shift, products in _tap_products(by_residue, mask_by_residue, weight, stride, padding):
+        first = max(shift, 0)  # rows before `first` would feed outputs before 0
+        if shift + out_length <= first:  # no row reaches an output (a few frames, wide padding)
+            continue
+        output = output + F.pad(products[:, first:shift + out_length], (0, 0, first - shift, 0))
+    return output
+
+
+def _tap_products(by_residue: torch.Tensor, mask_by_residue: torch.Tensor | None, weight: torch.Tensor, stride: int,
+                  padding: int):
+    """(shift, [B, rows, O] products of one kernel tap's weights with the rows of its residue) for every tap, from
+    one matmul per residue over all its taps (`by_residue` [B, rows, stride, C], frames-last). Output t of the
+    convolution reads row t + shift."""
+    out_channels, channels, kernel = weight.shape
     for residue in range(stride):
         taps = [tap for tap in range(kernel) if (tap - padding) % stride == residue]
         if not taps:
             continue
+        # taps[0], taps[0] + stride, ...: a strided slice (an index list's backward is a slow index_put)
         tap_weights = weight[:, :, taps[0]::stride].permute(2, 0, 1).reshape(len(taps) * out_channels, channels)
         products = by_residue[:, :, residue] @ tap_weights.t()  # [B, rows, taps * O]
         if mask_by_residue is not None:
             products = products * mask_by_residue[:, :, residue]
         for position, tap in enumerate(taps):
-            first = max(shifts[tap], 0)  # rows before `first` would feed outputs before 0
-            if shifts[tap] + out_length <= first:  # no row reaches an output (a few frames, wide padding)
-                continue
-            part = products[:, first:shifts[tap] + out_length, position * out_channels:(position + 1) * out_channels]
-            output = output + F.pad(part, (0, 0, first - shifts[tap], 0))
-    return output
+            yield (tap - padding) // stride, products[..., position * out_channels:(position + 1) * out_channels]
 
 
 class SemiIINFeatureProjection(nn.Module):
