@@ -358,6 +358,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from training_msa.runtime import keep_freed_cpu_memory_for_reuse, use_all_cpu_threads_when_alone
     from training_msa.self_training import subsample_labeled
 
+    from training_msa.interrupt import INTERRUPT
+
+    INTERRUPT.install()  # Ctrl-C during training stops at the next step (see run())
     use_all_cpu_threads_when_alone()
     if training_args.tune_cpu_allocator and keep_freed_cpu_memory_for_reuse():
         logger.info("CPU training: freed memory is kept for reuse (--tune_cpu_allocator false "
@@ -465,7 +468,8 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
 
 
 def run() -> None:
-    """The command line: Ctrl-C ends with one line (and exit status 130) instead of a traceback."""
+    """The command line: Ctrl-C ends with one line (and exit status 130) instead of a traceback; during training at
+    the next step boundary (`training_msa.interrupt`: raised anywhere, it was sometimes swallowed by pyarrow)."""
     try:
         main()
     except SystemExit as done:

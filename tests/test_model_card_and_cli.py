@@ -132,6 +132,37 @@ def test_help_imports_no_trainer_demo_or_media_stack():
     assert command.stdout.rstrip().endswith("configs/*.yaml.")  # flushed completely before the fast exit
 
 
+def test_ctrl_c_during_training_stops_at_the_next_step_boundary(tmp_path):
+    """train.py's SIGINT handler: during training a Ctrl-C is recorded and raised by the callback at the next step
+    (raised at an arbitrary bytecode, pyarrow's callbacks swallowed it or turned it into ArrowInvalid); outside
+    training, or a second Ctrl-C, at once. Every MSATrainer carries the callback."""
+    from training_msa import MSATrainer, MSATrainingArguments
+    from training_msa.interrupt import INTERRUPT, GracefulInterrupt
+
+    interrupt = GracefulInterrupt()
+    previous = signal.getsignal(signal.SIGINT)
+    try:
+        assert interrupt.install()
+        with pytest.raises(KeyboardInterrupt):  # not training: at once
+            signal.raise_signal(signal.SIGINT)
+        interrupt.on_train_begin(None, None, None)
+        signal.raise_signal(signal.SIGINT)  # recorded, not raised
+        assert interrupt.requested
+        interrupt.on_train_begin(None, None, None)  # a nested trainer (self-training's predictor)
+        with pytest.raises(KeyboardInterrupt):
+            interrupt.on_step_end(None, None, None)
+        assert not interrupt.requested and not interrupt.training
+        interrupt.on_train_begin(None, None, None)
+        signal.raise_signal(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt):  # the second one: at once
+            signal.raise_signal(signal.SIGINT)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    trainer = MSATrainer(model=SemiIINForSentimentAnalysis(tiny_semi_iin_config()),
+                         args=MSATrainingArguments(output_dir=str(tmp_path), report_to=[]))
+    assert INTERRUPT in trainer.callback_handler.callbacks
+
+
 def test_ctrl_c_ends_training_with_one_line(tmp_path):
     """A real SIGINT to a training process (the process boundary is what this checks)."""
     command = [sys.executable, str(ROOT / "train.py"), *TINY, "--num_train_epochs", "1000", "--output_dir", str(tmp_path / "run"), "--dataset_cache_dir", str(tmp_path / "cache")]

@@ -13,6 +13,7 @@ from transformers import EarlyStoppingCallback, Trainer
 
 from .checkpoints import last_complete_checkpoint
 from .collator import MSADataCollator
+from .interrupt import INTERRUPT
 from .metrics import build_compute_metrics
 from .training_args import MSATrainingArguments
 
@@ -36,6 +37,7 @@ class MSATrainer(Trainer):
             compute_metrics = build_compute_metrics(getattr(args, "metrics_profile", "mosi"), num_classes)
         super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
                          **kwargs)
+        self.add_callback(INTERRUPT)  # acts only where train.py installed its SIGINT handler
         patience = getattr(args, "early_stopping_patience", None)
         if patience is not None:
             self.add_callback(ValidationEarlyStopping(early_stopping_patience=patience))
