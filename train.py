@@ -355,10 +355,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from transformers import set_seed
 
     from dataset_scripts import load_msa_dataset
+    from training_msa.interrupt import INTERRUPT
     from training_msa.runtime import keep_freed_cpu_memory_for_reuse, use_all_cpu_threads_when_alone
     from training_msa.self_training import subsample_labeled
-
-    from training_msa.interrupt import INTERRUPT
 
     INTERRUPT.install()  # Ctrl-C during training stops at the next step (see run())
     use_all_cpu_threads_when_alone()

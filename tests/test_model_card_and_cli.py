@@ -151,7 +151,7 @@ def test_ctrl_c_during_training_stops_at_the_next_step_boundary(tmp_path):
         interrupt.on_train_begin(None, None, None)  # a nested trainer (self-training's predictor)
         with pytest.raises(KeyboardInterrupt):
             interrupt.on_step_end(None, None, None)
-        assert not interrupt.requested and not interrupt.training
+        assert not interrupt.requested and not interrupt.running
         interrupt.on_train_begin(None, None, None)
         signal.raise_signal(signal.SIGINT)
         with pytest.raises(KeyboardInterrupt):  # the second one: at once

@@ -20,7 +20,7 @@ class GracefulInterrupt(TrainerCallback):
 
     def __init__(self):
         self.requested = False
-        self.training = 0  # trainers in `train()` (self-training nests a predictor inside a stage)
+        self.running = 0  # trainers in `train()` (self-training nests a predictor inside a stage)
 
     def install(self) -> bool:
         """Route SIGINT through this object (main thread only); returns whether it did."""
@@ -30,20 +30,20 @@ class GracefulInterrupt(TrainerCallback):
         return True
 
     def _on_sigint(self, signum, frame) -> None:
-        if not self.training or self.requested:  # outside training, or a second Ctrl-C: at once
+        if not self.running or self.requested:  # outside training, or a second Ctrl-C: at once
             raise KeyboardInterrupt
         self.requested = True
 
     def _stop_if_requested(self) -> None:
         if self.requested:
-            self.requested, self.training = False, 0
+            self.requested, self.running = False, 0
             raise KeyboardInterrupt
 
     def on_train_begin(self, args, state, control, **kwargs):
-        self.training += 1
+        self.running += 1
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.training = max(self.training - 1, 0)
+        self.running = max(self.running - 1, 0)
         self._stop_if_requested()
 
     def on_step_end(self, args, state, control, **kwargs):
