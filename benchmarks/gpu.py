@@ -59,9 +59,7 @@ TINY_AUDIO = dict(model_type="hubert", hidden_size=32, num_hidden_layers=2, num_
 Row = tuple[str, str, str]
 
 
-def synchronize(device: str) -> None:
-    if device.startswith("cuda"):
-        torch.cuda.synchronize()
+synchronize = mfu.synchronize
 
 
 def precision_context(precision: str, device: str):
@@ -75,20 +73,10 @@ def precision_context(precision: str, device: str):
 
 def matmul_peak(device: str, precision: str, repeats: int = 10) -> float:
     """Sustained FLOP/s of a large square matmul in `precision` (bf16: bf16 operands), median of `repeats`."""
-    size = 8192 if device.startswith("cuda") else 512
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
-    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
     with precision_context("tf32" if precision == "tf32" else "fp32", device):
-        for _ in range(3):
-            a @ b
-        times = []
-        for _ in range(repeats):
-            synchronize(device)
-            started = time.perf_counter()
-            a @ b
-            synchronize(device)
-            times.append(time.perf_counter() - started)
-    return 2 * size ** 3 / statistics.median(times)
+        return mfu.matmul_flops_per_second(device, size=8192 if device.startswith("cuda") else 512, repeats=repeats,
+                                           dtype=dtype, warm_ups=3)
 
 
 def bf16_lstm_works(device: str) -> bool:
@@ -140,7 +128,8 @@ def throughput_rows(args) -> list[Row]:
     runs += [(name, args.precisions[-1]) for name in ("mosi", "mosei") if not args.dry_run]
     rows, peaks = [], {}
     for shapes_name, precision in runs:
-        shapes = mfu.SHAPES[shapes_name if not args.dry_run else "tiny"]
+        label = shapes_name if not args.dry_run else "tiny"
+        shapes = mfu.SHAPES[label]
         model = semi_iin(shapes, args.device)
         inputs = mfu.random_batch(shapes, args.batch, args.device)
         dense, attention = mfu.count_step_flops(model, inputs)
@@ -148,7 +137,6 @@ def throughput_rows(args) -> list[Row]:
         if precision not in peaks:
             peaks[precision] = matmul_peak(args.device, precision)
         achieved = (dense + attention) / seconds
-        label = shapes_name if not args.dry_run else "tiny"
         rows.append((f"Semi-IIN training, {label} shapes, {precision}", f"{args.batch / seconds:.1f} samples/s",
                      f"batch {args.batch}, step {seconds * 1000:.2f} ms"))
         rows.append((f"Semi-IIN MFU ({label} shapes, {precision})", f"{100 * achieved / peaks[precision]:.1f}%",

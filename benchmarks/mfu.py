@@ -109,9 +109,12 @@ def synchronize(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5) -> float:
-    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
-    a @ b
+def matmul_flops_per_second(device: str, size: int = 2048, repeats: int = 5, dtype: torch.dtype = torch.float32,
+                            warm_ups: int = 1) -> float:
+    """FLOP/s of a square `size` matmul in `dtype`, median of `repeats` after `warm_ups`."""
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(warm_ups):
+        a @ b
     synchronize(device)
     times = []
     for _ in range(repeats):
