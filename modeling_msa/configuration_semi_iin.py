@@ -2,10 +2,15 @@
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import MODALITIES, bundled_encoder_modalities, check_unknown_config_keys, sync_encoder_feature_sizes
+from .msa_utils import (
+    MODALITIES,
+    bundled_encoder_modalities,
+    check_unknown_config_keys,
+    resolve_encoder_configs,
+    sync_encoder_feature_sizes,
+)
 
 ATTENTION_MODES = ("intra_inter", "global")
 ENCODER_STYLES = ("mult", "pre_ln")
@@ -84,11 +89,11 @@ class SemiIINConfig(PreTrainedConfig):
 
     model_type = "semi_iin"
     keys_to_ignore_at_inference = ["gate_values", "pooled_output"]
-    sub_configs_defaults = {
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="roberta", optional=True),
-        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="hubert", optional=True),
-        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type=FaceCNNConfig.model_type, optional=True),
+    # the bundled encoders' sub-configs (None: precomputed features) and the model_type a dict without one gets
+    encoder_model_types = {
+        "text_config": "roberta", "audio_config": "hubert", "vision_config": FaceCNNConfig.model_type,
     }
+    sub_configs = dict.fromkeys(encoder_model_types, AutoConfig)
 
     text_feature_size: int = 1024
     audio_feature_size: int = 1024
@@ -132,6 +137,7 @@ class SemiIINConfig(PreTrainedConfig):
     freeze_encoders: bool = False
 
     def __post_init__(self, **kwargs):
+        resolve_encoder_configs(self, self.encoder_model_types)
         super().__post_init__(**kwargs)
         check_unknown_config_keys(self, kwargs)
         sync_encoder_feature_sizes(self, MODALITIES)

@@ -2,10 +2,15 @@
 
 from huggingface_hub.dataclasses import strict
 from transformers import AutoConfig, PreTrainedConfig
-from transformers.configuration_utils import SubConfigSpec
 
 from .configuration_face_cnn import FaceCNNConfig
-from .msa_utils import MODALITIES, bundled_encoder_modalities, check_unknown_config_keys, sync_encoder_feature_sizes
+from .msa_utils import (
+    MODALITIES,
+    bundled_encoder_modalities,
+    check_unknown_config_keys,
+    resolve_encoder_configs,
+    sync_encoder_feature_sizes,
+)
 
 TEXT_INPUTS = ("input_ids", "features")
 UNIMODAL_WEIGHTINGS = ("tanh", "uniform")
@@ -49,11 +54,11 @@ class SharedPrivateConfig(PreTrainedConfig):
 
     model_type = "shared_private"
     keys_to_ignore_at_inference = ["features", "alignment_loss"]
-    sub_configs_defaults = {
-        "text_config": SubConfigSpec(config_class=AutoConfig, model_type="bert", optional=True),
-        "audio_config": SubConfigSpec(config_class=AutoConfig, model_type="hubert", optional=True),
-        "vision_config": SubConfigSpec(config_class=AutoConfig, model_type=FaceCNNConfig.model_type, optional=True),
+    # the bundled encoders' sub-configs (None: precomputed features) and the model_type a dict without one gets
+    encoder_model_types = {
+        "text_config": "bert", "audio_config": "hubert", "vision_config": FaceCNNConfig.model_type,
     }
+    sub_configs = dict.fromkeys(encoder_model_types, AutoConfig)
 
     text_input: str = "input_ids"
     text_config: dict | PreTrainedConfig | None = None
@@ -91,6 +96,7 @@ class SharedPrivateConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         if self.text_input == "input_ids" and self.text_config is None:
             self.text_config = {"model_type": "bert"}
+        resolve_encoder_configs(self, self.encoder_model_types)
         super().__post_init__(**kwargs)
         check_unknown_config_keys(self, kwargs)
         if self.text_input == "features":

@@ -142,6 +142,20 @@ def sync_encoder_feature_sizes(config, candidates: tuple[str, ...]) -> None:
         setattr(config, f"{name}_feature_size", encoder_output_size(getattr(config, f"{name}_config")))
 
 
+def resolve_encoder_configs(config, default_model_types: dict[str, str]) -> None:
+    """Turn each bundled-encoder sub-config given as a dict (as config.json holds it) into its config class: that of
+    its `model_type`, else of the default one. None stays None (precomputed features). Done here rather than by
+    transformers' `SubConfigSpec` (5.20+) so that the configs load under every transformers 5 (their `sub_configs`
+    class attribute, the form every 5.x reads)."""
+    from transformers import AutoConfig
+
+    for key, default_model_type in default_model_types.items():
+        value = getattr(config, key)
+        if isinstance(value, dict):
+            value = dict(value)
+            setattr(config, key, AutoConfig.for_model(value.pop("model_type", default_model_type), **value))
+
+
 # Written into config.json by transformers' registries rather than by a config field: `register_for_auto_class`
 # (auto_map) and `PIPELINE_REGISTRY` (custom_pipelines). Everything else transformers knows is consumed by
 # `PreTrainedConfig.__post_init__` (generation defaults such as use_cache, torch_dtype, name_or_path, ...).
@@ -496,9 +510,13 @@ class _ReLUWordDropout(torch.autograd.Function):
         output = _cpu_keep_times(hidden, p, relu=True)  # one pass when the kernel applies
         if output is None:
             mask, scale = _keep_mask_and_scale(hidden, p)
-            output = F.relu(hidden) if mask is None else F.relu(hidden).mul_(mask)
-            if scale != 1.0:
-                output.mul_(scale)
+            output = F.relu(hidden)
+            if torch.compiler.is_compiling():  # out of place: torch 2.11's AOT autograd saved the tensor as it was
+                output = output if mask is None else output * mask  # before an in-place multiply (the gradient
+                output = output if scale == 1.0 else output * scale  # then passed dropped elements; 2.13 does not)
+            else:
+                output = output if mask is None else output.mul_(mask)
+                output = output if scale == 1.0 else output.mul_(scale)
         ctx.scale = 1.0 if _word_rate(p)[2] == 0 else word_dropout_scale(p)  # a python float: multiplied in float
         ctx.save_for_backward(output)
         return output

@@ -300,7 +300,48 @@ def test_optimizers_are_the_papers_through_trainer_hooks(tmp_path):
     assert members[1] == mmsa_no_decay and members[0] == text - mmsa_no_decay
     assert members[2] == {n for n in names.values() if n.startswith("audio_encoder.")}
     assert any(n.endswith("bias") for n in members[4])  # "other" decays its biases too, as MMSA
-    assert trainer.loss_is_scaled_for_ga  # accumulated gradients are summed, as MMSA's update_epochs
+
+
+@pytest.mark.parametrize("older_trainer", [False, True])
+def test_accumulated_gradients_are_summed_as_mmsa(tmp_path, monkeypatch, older_trainer):
+    """`sum_accumulated_gradients` (MMSA's update_epochs): the gradient of an accumulation window is the sum of its
+    batches' gradients, twice the mean Trainer would take over 2 batches. Through Trainer's `loss_is_scaled_for_ga`
+    (transformers >= 5.19) or, where Trainer lacks that switch (setting it then changed nothing: averaged
+    silently), by compute_loss undoing the division (`older_trainer`: that path forced)."""
+    from transformers import TrainerCallback
+
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+    from training_msa import SharedPrivateTrainer, SharedPrivateTrainingArguments
+    from training_msa import shared_private_trainer
+
+    if older_trainer:
+        monkeypatch.setattr(shared_private_trainer, "trainer_can_skip_accumulation_division", lambda: False)
+    data = make_synthetic_dataset(SyntheticMSAConfig(**{**TINY_DATA, "num_train": 8}), cache_dir=str(tmp_path / "c"))
+
+    class FirstGradients(TrainerCallback):
+        def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+            if not self.gradients:
+                self.gradients.update({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
+
+    def window_gradients(summed: bool) -> dict:
+        torch.manual_seed(0)
+        model = SharedPrivateForSentimentAnalysis(SharedPrivateConfig.self_mm(
+            text_input="features", text_feature_size=12, audio_feature_size=6, vision_feature_size=5,
+            post_fusion_dropout=0.0, post_text_dropout=0.0, post_audio_dropout=0.0, post_vision_dropout=0.0))
+        args = SharedPrivateTrainingArguments(
+            output_dir=str(tmp_path / str(summed)), per_device_train_batch_size=4, gradient_accumulation_steps=2,
+            max_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
+            sum_accumulated_gradients=summed)
+        recorder = FirstGradients()
+        recorder.gradients = {}
+        trainer = SharedPrivateTrainer(model=model, args=args, train_dataset=data["train"], callbacks=[recorder])
+        trainer.train()
+        return recorder.gradients
+
+    summed, averaged = window_gradients(True), window_gradients(False)
+    assert summed.keys() == averaged.keys() and len(summed) > 10
+    for name, gradient in summed.items():
+        torch.testing.assert_close(gradient, 2 * averaged[name], rtol=1e-5, atol=1e-9, msg=name)
 
 
 def test_a_recipe_combines_with_flags_and_flags_win():

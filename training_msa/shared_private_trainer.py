@@ -16,6 +16,25 @@ from .ulgm import UnimodalLabelBank
 BANK_FILE = "ulgm_bank.safetensors"
 
 
+def trainer_can_skip_accumulation_division() -> bool:
+    """Whether this transformers' Trainer has `loss_is_scaled_for_ga` (5.19+), its switch for a loss that must not
+    be divided by the gradient accumulation steps; on older ones setting it silently changes nothing."""
+    return hasattr(Trainer, "loss_is_scaled_for_ga")
+
+
+class _ScaledGradient(torch.autograd.Function):
+    """The loss unchanged, its gradient times `factor`."""
+
+    @staticmethod
+    def forward(ctx, loss: torch.Tensor, factor: float) -> torch.Tensor:
+        ctx.factor = factor
+        return loss.clone()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad * ctx.factor, None
+
+
 class IndexedDataset(torch.utils.data.Dataset):
     """Adds each row's position as `index` (the key of the ULGM memory banks) without rewriting the data."""
 
@@ -54,8 +73,14 @@ class SharedPrivateTrainer(MSATrainer):
             train_dataset = IndexedDataset(train_dataset)
         self._batch_features = None
         super().__init__(model=model, args=args, train_dataset=train_dataset, data_collator=data_collator, **kwargs)
+        # Summing the accumulated gradients: Trainer's switch where it has one (transformers >= 5.19: do not divide
+        # by the accumulation steps), else compute_loss's loss carries a gradient that undoes the division
+        self._undo_accumulation_division = False
         if getattr(args, "sum_accumulated_gradients", False):
-            self.loss_is_scaled_for_ga = True  # Trainer's switch: do not divide by gradient_accumulation_steps
+            if trainer_can_skip_accumulation_division():
+                self.loss_is_scaled_for_ga = True
+            else:
+                self._undo_accumulation_division = True
 
     @property
     def ulgm_epoch(self) -> int:
@@ -79,9 +104,12 @@ class SharedPrivateTrainer(MSATrainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs.pop("sample_index", None)  # the model takes no index (training_step has used it for the bank)
         outputs = model(**inputs)
+        loss = outputs.loss
         if model.training:
             self._batch_features = outputs.features  # handed to `training_step`'s bank step
-        return (outputs.loss, outputs) if return_outputs else outputs.loss
+            if self._undo_accumulation_division:  # Trainer divides it by exactly this count before backward
+                loss = _ScaledGradient.apply(loss, float(self.current_gradient_accumulation_steps))
+        return (loss, outputs) if return_outputs else loss
 
     def get_optimizer_cls_and_kwargs(self, args, model=None):
         """Trainer's optimizer hook, with MMSA's SELF_MM parameter groups as `params`: the text encoder split into
