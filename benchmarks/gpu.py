@@ -260,9 +260,10 @@ def train_py_row(args) -> Row:
         raise RuntimeError(f"train.py exited with {done.returncode}: {output[-2000:]}")
     runtime = re.findall(r"'train_runtime': '?([0-9.]+)", output)
     mae = re.findall(r"\bmae\b\W+([0-9.]+)", output, flags=re.IGNORECASE)
+    precision = "bf16 autocast (AMX CPU)" if "training in bf16 autocast" in output else "fp32"  # train.py's defaults
     return ("train.py, embedded default job (README main command)", f"{wall:.1f} s",
             f"wall time of the process; train_runtime {runtime[-1] if runtime else '?'} s; test MAE "
-            f"{mae[-1] if mae else '?'}; fp32 (its defaults)")
+            f"{mae[-1] if mae else '?'}; {precision} (its defaults)")
 
 
 def write_results(folder: Path | None, header: str, rows: list[Row]) -> None:
