@@ -153,7 +153,15 @@ def resolve_encoder_configs(config, default_model_types: dict[str, str]) -> None
         value = getattr(config, key)
         if isinstance(value, dict):
             value = dict(value)
-            setattr(config, key, AutoConfig.for_model(value.pop("model_type", default_model_type), **value))
+            model_type = value.pop("model_type", default_model_type)
+            try:
+                setattr(config, key, AutoConfig.for_model(model_type, **value))
+            except ValueError as error:
+                if "Unrecognized model identifier" not in str(error):
+                    raise
+                raise ValueError(f"{type(config).__name__}.{key}: model_type {model_type!r} is not a transformers "
+                                 "config type (a newer transformers, or a typo?); give one AutoConfig knows, e.g. "
+                                 f"{default_model_type!r}.") from None
 
 
 # Written into config.json by transformers' registries rather than by a config field: `register_for_auto_class`

@@ -247,6 +247,23 @@ def test_shared_private_config_values_are_checked():
         SharedPrivateConfig(text_input="features", audio_lstm_hidden_size=0)
 
 
+def test_encoder_sub_configs_from_dicts_and_unknown_model_types():
+    """config.json's encoder dicts become configs (a dict without model_type: the default one); an unknown
+    model_type names the field and the fix, in both configs."""
+    from modeling_msa import FaceCNNConfig, SemiIINConfig, SharedPrivateConfig
+
+    config = SemiIINConfig(text_config={"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2},
+                           vision_config={"model_type": "msa_face_cnn"})
+    assert config.text_config.model_type == "roberta" and config.text_config.hidden_size == 32
+    assert isinstance(config.vision_config, FaceCNNConfig) and config.audio_config is None
+    assert config.text_feature_size == 32  # follows the bundled encoder
+    with pytest.raises(ValueError, match=r"SemiIINConfig.text_config: model_type 'robertta' is not a transformers "
+                                         r"config type .* e\.g\. 'roberta'"):
+        SemiIINConfig(text_config={"model_type": "robertta"})
+    with pytest.raises(ValueError, match=r"SharedPrivateConfig.audio_config: model_type 'hubbert'.* e\.g\. 'hubert'"):
+        SharedPrivateConfig(audio_config={"model_type": "hubbert"})
+
+
 def test_left_padded_masks_and_non_binary_masks_are_refused_by_both_models():
     from conftest import random_batch, tiny_semi_iin_config
 
