@@ -145,8 +145,8 @@ def sync_encoder_feature_sizes(config, candidates: tuple[str, ...]) -> None:
 def resolve_encoder_configs(config, default_model_types: dict[str, str]) -> None:
     """Turn each bundled-encoder sub-config given as a dict (as config.json holds it) into its config class: that of
     its `model_type`, else of the default one. None stays None (precomputed features). Done here rather than by
-    transformers' `SubConfigSpec` (5.20+) so that the configs load under every transformers 5 (their `sub_configs`
-    class attribute, the form every 5.x reads)."""
+    transformers' `SubConfigSpec`, which is 5.20+, so that the configs (declaring `sub_configs`, the form older
+    versions read too) load under transformers 5.17-5.19 as well: the GPU machine's 5.17, pyproject's floor."""
     from transformers import AutoConfig
 
     for key, default_model_type in default_model_types.items():
