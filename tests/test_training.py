@@ -307,7 +307,7 @@ def test_accumulated_gradients_are_summed_as_mmsa(tmp_path, monkeypatch, older_t
     """`sum_accumulated_gradients` (MMSA's update_epochs): the gradient of an accumulation window is the sum of its
     batches' gradients, twice the mean Trainer would take over 2 batches. Through Trainer's `loss_is_scaled_for_ga`
     (transformers >= 5.19) or, where Trainer lacks that switch (setting it then changed nothing: averaged
-    silently), by compute_loss undoing the division (`older_trainer`: that path forced)."""
+    silently), by a gradient factor on compute_loss's loss that undoes the division (`older_trainer`: forced)."""
     from transformers import TrainerCallback
 
     from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
@@ -319,6 +319,9 @@ def test_accumulated_gradients_are_summed_as_mmsa(tmp_path, monkeypatch, older_t
     data = make_synthetic_dataset(SyntheticMSAConfig(**{**TINY_DATA, "num_train": 8}), cache_dir=str(tmp_path / "c"))
 
     class FirstGradients(TrainerCallback):
+        def __init__(self):
+            self.gradients = {}
+
         def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
             if not self.gradients:
                 self.gradients.update({n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None})
@@ -333,7 +336,6 @@ def test_accumulated_gradients_are_summed_as_mmsa(tmp_path, monkeypatch, older_t
             max_steps=1, save_strategy="no", report_to="none", disable_tqdm=True, seed=0,
             sum_accumulated_gradients=summed)
         recorder = FirstGradients()
-        recorder.gradients = {}
         trainer = SharedPrivateTrainer(model=model, args=args, train_dataset=data["train"], callbacks=[recorder])
         trainer.train()
         return recorder.gradients
