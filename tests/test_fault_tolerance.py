@@ -37,9 +37,9 @@ def test_sigkill_then_resume_matches_uninterrupted_run(tmp_path, model, caplog):
     killed_dir = tmp_path / "killed"
     # the killed process computes with this process's thread count: on torch 2.11 a Semi-IIN run on 1 and 2 threads
     # ends differently (test Corr 0.5261 vs 0.5280; torch 2.13 gives the same on both)
-    threads = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
+    environment = {**os.environ, "OMP_NUM_THREADS": str(torch.get_num_threads())}
     process = subprocess.Popen(command(model, killed_dir, cache), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                               env=threads)
+                               env=environment)
     required = ("ulgm_bank.safetensors",) if model == "self_mm" else ()
     deadline = time.time() + 300
     while last_complete_checkpoint(killed_dir, required) is None and process.poll() is None and time.time() < deadline:
