@@ -28,7 +28,10 @@ def test_planted_signals_are_monotone():
 @pytest.fixture(scope="module")
 def video_default(tmp_path_factory):
     output = tmp_path_factory.mktemp("video-demo")
-    metrics = video_demo.main(["--output_dir", str(output), "--num_clips", "64", "16", "16",
+    # 240 training clips (the command's default), 12 of its 30 epochs: with 64 or 128 clips the fusion leans on one
+    # modality and the neutral clip's score moved by +-1 or more with the start (seed, torch's init draws);
+    # benchmarks/video_demo_scores.py measures the margins
+    metrics = video_demo.main(["--output_dir", str(output), "--num_clips", "240", "16", "16",
                                "--num_train_epochs", "12"])
     return output, metrics
 
@@ -51,8 +54,8 @@ def test_one_command_gives_a_pipeline_ready_folder(video_default):
         if path.suffix in (".json", ".md", ".py", ".txt"):
             assert str(output) not in path.read_text(), path
     clips = load_msa_dataset("custom", str(output / "clips"))
-    assert (len(clips["train"]), len(clips["validation"]), len(clips["test"])) == (64, 16, 16)
-    assert metrics["MAE"] < 1.2 and metrics["Corr"] > 0.5, metrics  # learnt from 64 clips in 12 epochs
+    assert (len(clips["train"]), len(clips["validation"]), len(clips["test"])) == (240, 16, 16)
+    assert metrics["MAE"] < 1.2 and metrics["Corr"] > 0.5, metrics  # learnt from 240 clips in 12 epochs
 
 
 def test_the_pipeline_follows_the_planted_sentiment(video_default):
