@@ -33,6 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 import mfu  # noqa: E402
+from dataset_scripts.atomic_write import write_text_atomic  # noqa: E402
 
 from modeling_msa import (  # noqa: E402
     FaceCNNConfig,
@@ -274,9 +275,7 @@ def write_results(folder: Path | None, header: str, rows: list[Row]) -> None:
     table = "\n".join([header, "", "| measurement | value | notes |", "|---|---|---|",
                         *("| " + " | ".join(row) + " |" for row in rows)]) + "\n"
     for name, text in (("gpu_results.md", table), ("gpu_results.json", json.dumps(rows, indent=1))):
-        temporary = folder / f".{name}.tmp"
-        temporary.write_text(text)
-        os.replace(temporary, folder / name)
+        write_text_atomic(folder / name, text)
 
 
 def measurements(args) -> list[tuple[str, Callable[[], list[Row]]]]:

@@ -4,6 +4,7 @@ Parquet files (one per split) and optionally publish it with `DatasetDict.push_t
 import argparse
 from pathlib import Path
 
+from .atomic_write import atomic_path
 from .loading import SETTINGS, SUPPORTED_DATASETS, load_msa_dataset
 
 
@@ -16,9 +17,8 @@ def convert(name: str, data_dir: str | None, output: str | Path, setting: str = 
     written = {}
     for split, part in dataset.items():
         target = output / f"{split}.parquet"
-        temporary = target.with_suffix(".parquet.tmp")
-        part.to_parquet(str(temporary))
-        temporary.replace(target)
+        with atomic_path(target) as temporary:
+            part.to_parquet(str(temporary))
         written[split] = target
     if push_to_hub:
         dataset.push_to_hub(push_to_hub, private=private)

@@ -9,13 +9,13 @@ pipeline and demo see real MP4 files (PyAV: mpeg4 video, AAC audio).
 
 import csv
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
+
+from .atomic_write import atomic_path
 
 # One phrase per intensity -3 ... 3, and the things the phrases are about.
 PHRASES = (
@@ -74,12 +74,9 @@ def write_planted_clip(path: str | Path, audio_intensity: Intensity, vision_inte
     import av
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        with av.open(temporary, mode="w", format="mp4") as container:
+    with atomic_path(path) as temporary:
+        with av.open(str(temporary), mode="w", format="mp4") as container:
             video = container.add_stream("mpeg4", rate=fps)
             video.width = video.height = size
             video.pix_fmt = "yuv420p"
@@ -108,11 +105,6 @@ def write_planted_clip(path: str | Path, audio_intensity: Intensity, vision_inte
                     container.mux(packet)
             for packet in audio.encode():
                 container.mux(packet)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return path
 
 
@@ -136,13 +128,10 @@ def make_synthetic_clips(folder: str | Path, num_train: int = 240, num_validatio
                          "text": planted_transcript(text_y, TOPICS[int(rng.integers(len(TOPICS)))]),
                          "label": f"{label:.4f}", "label_T": f"{text_y:.4f}", "label_A": f"{audio_y:.4f}",
                          "label_V": f"{vision_y:.4f}", "annotation": "", "mode": mode})
-    handle, temporary = tempfile.mkstemp(prefix=".label.", suffix=".csv", dir=folder)
-    with os.fdopen(handle, "w", newline="") as file:
+    with atomic_path(folder / "label.csv") as temporary, open(temporary, "w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
-    os.chmod(temporary, 0o644)
-    os.replace(temporary, folder / "label.csv")
     return folder
 
 

@@ -31,6 +31,7 @@ from datasets import Array2D, Dataset, DatasetDict, Features, Value, concatenate
 from transformers import AutoModel, AutoProcessor
 
 from dataset_scripts import load_msa_dataset
+from dataset_scripts.atomic_write import atomic_path
 from modeling_msa.modeling_encoders import encode_raw_inputs
 from modeling_msa.msa_utils import MODALITIES
 
@@ -67,14 +68,8 @@ def output_features(config) -> Features:
 
 
 def _write_atomic(dataset: Dataset, path: Path) -> None:
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    os.close(handle)
-    try:
-        dataset.to_parquet(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
+    with atomic_path(path) as temporary:
+        dataset.to_parquet(str(temporary))
 
 
 def read_error_log(path: Path) -> list[dict]:

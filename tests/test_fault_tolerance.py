@@ -68,3 +68,23 @@ def test_incomplete_checkpoints_are_skipped(tmp_path):
     assert checkpoint_is_complete(good) and not checkpoint_is_complete(torn)
     assert last_complete_checkpoint(tmp_path) == str(good)
     assert last_complete_checkpoint(tmp_path, ("ulgm_bank.safetensors",)) is None
+
+
+def test_atomic_path_keeps_the_old_file_on_a_failed_write_and_leaves_nothing_behind(tmp_path):
+    from dataset_scripts.atomic_write import atomic_path, write_text_atomic
+
+    target = tmp_path / "new" / "shard-000.parquet"
+    write_text_atomic(target, "first")  # the missing folder is created
+    with pytest.raises(RuntimeError, match="crash"):
+        with atomic_path(target) as temporary:
+            temporary.write_text("half-writ")
+            raise RuntimeError("crash mid-write")
+    assert target.read_text() == "first"
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # the temporary is gone
+    with atomic_path(target) as first, atomic_path(target) as second:  # concurrent writers: one name each
+        assert first != second and first.parent == target.parent
+        assert first.name.startswith(".") and not first.match("*.parquet")  # never read as a shard
+        first.write_text("a")
+        second.write_text("b")
+    assert target.read_text() == "a"  # the last rename wins, whole
+    assert [p.name for p in target.parent.iterdir()] == [target.name]

@@ -16,6 +16,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from dataset_scripts.atomic_write import write_text_atomic
+
 TRAIN_SCRIPT = Path(__file__).resolve().parents[1] / "train.py"
 
 
@@ -87,10 +89,7 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
             continue
         results[seed] = finished
     report = {"seeds": seeds, "results": results, "failures": failures, "summary": summarize(results)}
-    output_dir.mkdir(parents=True, exist_ok=True)
-    temporary = output_dir / "multiseed_results.json.tmp"
-    temporary.write_text(json.dumps(report, indent=2))
-    temporary.replace(output_dir / "multiseed_results.json")
+    write_text_atomic(output_dir / "multiseed_results.json", json.dumps(report, indent=2))
     return report
 
 

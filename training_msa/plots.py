@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dataset_scripts.atomic_write import atomic_path
+
 logger = logging.getLogger(__name__)
 CLASS_NAMES = ("-3", "-2", "-1", "0", "1", "2", "3")
 
@@ -19,10 +21,8 @@ def _figure(width: float = 5.0, height: float = 4.0):
 
 
 def _save(figure, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.tmp")
-    figure.savefig(temporary, format="png")
-    temporary.replace(path)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, format="png")
     return path
 
 

@@ -12,7 +12,6 @@ Predictions are gathered over all ranks before selection, so every DDP rank keep
 
 import json
 import logging
-import os
 from collections.abc import Callable
 import copy
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from transformers import AutoModelForSequenceClassification, PreTrainedModel
 from transformers.trainer_utils import IntervalStrategy
 
 from dataset_scripts.loading import read_labels
+from dataset_scripts.atomic_write import write_text_atomic
 from modeling_msa.msa_utils import intensity_to_class
 
 from .checkpoints import last_complete_checkpoint
@@ -85,9 +85,7 @@ def pseudo_labeled(unlabeled: Dataset, indices: np.ndarray, classes: np.ndarray,
 
 
 def _write_json(path: Path, payload) -> None:
-    temporary = path.with_suffix(path.suffix + ".tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    os.replace(temporary, path)
+    write_text_atomic(path, json.dumps(payload, indent=2))
 
 
 @dataclass

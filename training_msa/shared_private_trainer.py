@@ -7,6 +7,7 @@ import torch
 from transformers import Trainer
 
 from dataset_scripts.loading import read_labels
+from dataset_scripts.atomic_write import atomic_path
 from modeling_msa.msa_utils import MODALITIES
 
 from .trainer import MSATrainer
@@ -154,10 +155,8 @@ class SharedPrivateTrainer(MSATrainer):
         a complete checkpoint always has it."""
         super().save_model(output_dir, _internal_call=_internal_call)
         if _internal_call and self.label_bank is not None and self.args.should_save:
-            folder = output_dir or self.args.output_dir
-            temporary = os.path.join(folder, BANK_FILE + ".tmp")
-            self.label_bank.save(temporary)
-            os.replace(temporary, os.path.join(folder, BANK_FILE))
+            with atomic_path(os.path.join(output_dir or self.args.output_dir, BANK_FILE)) as temporary:
+                self.label_bank.save(temporary)
 
     def train(self, resume_from_checkpoint=None, **kwargs):
         resume_from_checkpoint = self.resolve_checkpoint(resume_from_checkpoint)
