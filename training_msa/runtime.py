@@ -52,29 +52,41 @@ def cpu_has_amx_bf16() -> bool:
     return has_amx and (init_amx is None or bool(init_amx()))
 
 
-# glibc mallopt parameters (malloc.h) and the largest mmap threshold it accepts on 64-bit systems
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MAX_MMAP_THRESHOLD = 32 << 20
-_ALLOCATOR_ENVIRONMENT = ("LD_PRELOAD", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_")
+# glibc mallopt parameters (malloc.h); a trim threshold of -1 turns trimming off (mallopt(3))
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+_NEVER_TRIM = -1
+
+
+def allocator_chosen_by_the_user(environment: dict[str, str] | None = None) -> bool:
+    """Whether the user chose a malloc or its settings: LD_PRELOAD (jemalloc, tcmalloc, ...), a MALLOC_* variable
+    (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX, ...) or a glibc.malloc tunable in GLIBC_TUNABLES."""
+    environment = os.environ if environment is None else environment
+    return ("LD_PRELOAD" in environment or any(name.startswith("MALLOC_") for name in environment)
+            or "glibc.malloc." in environment.get("GLIBC_TUNABLES", ""))
 
 
 def keep_freed_cpu_memory_for_reuse() -> bool:
-    """glibc's malloc serves blocks above its (dynamic, 128 KiB to 32 MiB) mmap threshold with fresh mappings and
-    returns freed memory at the top of the heap beyond its trim threshold to the system, so a CPU training step
-    that allocates and frees the same activation tensors every step page-faults them in anew each time (about
-    40,000 page faults per step of the default job). Serving blocks up to 32 MiB from the heap and trimming only
-    beyond 1 GiB of free memory removes that (23-87x fewer faults, 0.99-1.11x per step: benchmarks/RESULTS.md);
-    the memory stays in the process for the next step. Skipped on non-glibc systems, with an accelerator, and when
-    the user chose an allocator (LD_PRELOAD, MALLOC_* environment variables). Returns whether it applied."""
+    """glibc's malloc serves blocks above its mmap threshold (dynamic, 128 KiB to at most 32 MiB) with fresh
+    mappings and returns freed memory at the top of the heap beyond its trim threshold to the system, so a CPU
+    training step that allocates and frees the same activation tensors every step page-faults them in anew each
+    time: about 40,000 page faults per step of the default job, about 200,000 at MMSA's MOSI/MOSEI shapes, whose
+    [32, 4, 500, 502] attention weights (128 MiB) are above any mmap threshold. Serving every block from the heap
+    (no mmap) and never trimming it keeps the memory a step used in the process for the next one, as PyTorch's GPU
+    caching allocator does. Against glibc's defaults: 30-120x fewer faults per step; at MOSI/MOSEI shapes a step
+    1.55-1.6x as fast (1.35x against serving only blocks up to 32 MiB from the heap) for a 10-14% higher peak
+    resident memory (`benchmarks/cpu_allocator.py`, benchmarks/RESULTS.md). The process keeps its peak memory until
+    it ends. Skipped on non-glibc systems, with
+    an accelerator, and when the user chose an allocator ([`allocator_chosen_by_the_user`]). Returns whether it
+    applied."""
     if not sys.platform.startswith("linux") or torch.accelerator.is_available():
         return False
-    if any(name in os.environ for name in _ALLOCATOR_ENVIRONMENT):
+    if allocator_chosen_by_the_user():
         return False
     try:
         libc = ctypes.CDLL(None)
         libc.gnu_get_libc_version  # glibc only (musl has no mallopt tuning)
     except (OSError, AttributeError):
         return False
-    applied = libc.mallopt(_M_MMAP_THRESHOLD, _MAX_MMAP_THRESHOLD) == 1
-    applied &= libc.mallopt(_M_TRIM_THRESHOLD, 1 << 30) == 1
+    applied = libc.mallopt(_M_MMAP_MAX, 0) == 1
+    applied &= libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) == 1
     return applied
