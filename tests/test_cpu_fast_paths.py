@@ -236,6 +236,22 @@ def test_allocator_tuning_respects_a_chosen_allocator(monkeypatch):
     assert not allocator_chosen_by_the_user({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F", "OMP_NUM_THREADS": "2"})
 
 
+def _page_faults_untuned_and_tuned(script: str) -> dict[str, float]:
+    """Runs `script` (its argv[1]: "1" to apply the allocator tuning; it prints whether it applied and a page-fault
+    count) in two fresh interpreters free of any allocator choice of this environment: {"0": untuned, "1": tuned}."""
+    environment = {k: v for k, v in os.environ.items()
+                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
+    faults = {}
+    for tuned in ("0", "1"):
+        result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
+                                env=environment, timeout=300)
+        assert result.returncode == 0, result.stderr
+        applied, count = result.stdout.split()
+        assert applied == ("True" if tuned == "1" else "False")
+        faults[tuned] = float(count)
+    return faults
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
     """Two fresh interpreters run the same Semi-IIN steps; with the tuning, the steps page-fault far less."""
@@ -257,16 +273,7 @@ def test_allocator_tuning_stops_the_page_faults_of_a_training_step():
             mfu.train_step(model, optimizer, inputs)
         print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 6)
     """)
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
-    faults = {}
-    for tuned in ("0", "1"):
-        result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
-                                env=environment, timeout=300)
-        assert result.returncode == 0, result.stderr
-        applied, per_step = result.stdout.split()
-        assert applied == ("True" if tuned == "1" else "False")
-        faults[tuned] = float(per_step)
+    faults = _page_faults_untuned_and_tuned(script)
     assert faults["1"] < 0.3 * faults["0"], faults
 
 
@@ -290,16 +297,7 @@ def test_allocator_tuning_reuses_blocks_above_the_largest_mmap_threshold():
             allocate_and_free()
         print(applied, (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before) / 4)
     """)
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
-    faults = {}
-    for tuned in ("0", "1"):
-        result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
-                                env=environment, timeout=120)
-        assert result.returncode == 0, result.stderr
-        applied, per_round = result.stdout.split()
-        assert applied == ("True" if tuned == "1" else "False")
-        faults[tuned] = float(per_round)
+    faults = _page_faults_untuned_and_tuned(script)
     assert faults["0"] > 3 * 16384 * 0.9, faults  # three 64 MiB blocks of 4 KiB pages, faulted in every round
     assert faults["1"] < 0.05 * faults["0"], faults
 

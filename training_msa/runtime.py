@@ -73,9 +73,9 @@ def keep_freed_cpu_memory_for_reuse() -> bool:
     [32, 4, 500, 502] attention weights (128 MiB) are above any mmap threshold. Serving every block from the heap
     (no mmap) and never trimming it keeps the memory a step used in the process for the next one, as PyTorch's GPU
     caching allocator does. Against glibc's defaults: 30-120x fewer faults per step; at MOSI/MOSEI shapes a step
-    1.55-1.6x as fast (1.35x against serving only blocks up to 32 MiB from the heap) for a 10-14% higher peak
-    resident memory (`benchmarks/cpu_allocator.py`, benchmarks/RESULTS.md). The process keeps its peak memory until
-    it ends. Skipped on non-glibc systems, with
+    1.55-1.6x as fast (1.35x against serving only blocks up to 32 MiB from the heap) for a 10-25% higher peak
+    resident memory, flat over a run (`benchmarks/cpu_allocator.py`, benchmarks/RESULTS.md). The process keeps its
+    peak memory until it ends. Skipped on non-glibc systems, with
     an accelerator, and when the user chose an allocator ([`allocator_chosen_by_the_user`]). Returns whether it
     applied."""
     if not sys.platform.startswith("linux") or torch.accelerator.is_available():

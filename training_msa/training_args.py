@@ -64,7 +64,7 @@ class MSATrainingArguments(TrainingArguments):
         default=True,
         metadata={"help": "Training on CPU under Linux/glibc: keep freed memory in the process for the next step "
                           "instead of page-faulting it in anew (mallopt: no mmap, no trimming; 30-120x fewer page "
-                          "faults; a step 1.55-1.6x as fast at MOSI/MOSEI shapes, peak memory 10-14% higher). "
+                          "faults; a step 1.55-1.6x as fast at MOSI/MOSEI shapes, peak memory 10-25% higher). "
                           "Skipped when LD_PRELOAD, a MALLOC_* variable or a glibc.malloc tunable is set."},
     )
     cpu_amx_bf16: bool = field(
