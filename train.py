@@ -172,7 +172,7 @@ def build_parser(show_all: bool = False) -> HfArgumentParser:
     unset_means_default = {f.name for cls in (ModelConfigArguments, SyntheticArguments) for f in dataclasses.fields(cls)}
     for action in parser._actions:
         if isinstance(action.help, str) and "%(" not in action.help:
-            action.help = action.help.replace("%", "%%")  # a literal percent ("10-14%") is not a format directive
+            action.help = action.help.replace("%", "%%")  # a literal percent ("10-25%") is not a format directive
         if action.dest in unset_means_default:
             action.states_its_default = True  # states the model's real default: no "(default: None)"
         if show_all:

@@ -52,7 +52,7 @@ def cpu_has_amx_bf16() -> bool:
     return has_amx and (init_amx is None or bool(init_amx()))
 
 
-# glibc mallopt parameters (malloc.h); a trim threshold of -1 turns trimming off (mallopt(3))
+# glibc's mallopt parameter numbers (malloc.h), and the trim threshold that turns trimming off (mallopt(3))
 _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _NEVER_TRIM = -1
 
@@ -69,15 +69,14 @@ def keep_freed_cpu_memory_for_reuse() -> bool:
     """glibc's malloc serves blocks above its mmap threshold (dynamic, 128 KiB to at most 32 MiB) with fresh
     mappings and returns freed memory at the top of the heap beyond its trim threshold to the system, so a CPU
     training step that allocates and frees the same activation tensors every step page-faults them in anew each
-    time: about 40,000 page faults per step of the default job, about 200,000 at MMSA's MOSI/MOSEI shapes, whose
+    time: 20,000-40,000 page faults per step of the default job, about 300,000 at MMSA's MOSI/MOSEI shapes, whose
     [32, 4, 500, 502] attention weights (128 MiB) are above any mmap threshold. Serving every block from the heap
     (no mmap) and never trimming it keeps the memory a step used in the process for the next one, as PyTorch's GPU
     caching allocator does. Against glibc's defaults: 30-120x fewer faults per step; at MOSI/MOSEI shapes a step
     1.55-1.6x as fast (1.35x against serving only blocks up to 32 MiB from the heap) for a 10-25% higher peak
     resident memory, flat over a run (`benchmarks/cpu_allocator.py`, benchmarks/RESULTS.md). The process keeps its
-    peak memory until it ends. Skipped on non-glibc systems, with
-    an accelerator, and when the user chose an allocator ([`allocator_chosen_by_the_user`]). Returns whether it
-    applied."""
+    peak memory until it ends. Skipped on non-glibc systems, with an accelerator, and when the user chose an
+    allocator ([`allocator_chosen_by_the_user`]). Returns whether it applied."""
     if not sys.platform.startswith("linux") or torch.accelerator.is_available():
         return False
     if allocator_chosen_by_the_user():
