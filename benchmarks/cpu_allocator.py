@@ -17,13 +17,15 @@ faults per step and the process's peak resident memory (median over rounds).
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from training_msa.runtime import environment_without_allocator_choice  # noqa: E402
+
 SETTINGS = {
     "glibc": {},
     "32MiB": {"MALLOC_MMAP_THRESHOLD_": str(32 << 20), "MALLOC_TRIM_THRESHOLD_": str(1 << 30)},
@@ -49,12 +51,13 @@ print(json.dumps({"applied": applied, "seconds": seconds, "faults": (usage.ru_mi
 """
 
 
-def run_child(setting: str, shapes: str, args) -> dict:
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
-    environment.update(SETTINGS[setting])
-    command = [sys.executable, "-c", CHILD, str(ROOT), setting, shapes, str(args.attention_dropout), str(args.batch),
-               str(args.warm_up), str(args.steps)]
+def run_child(setting: str, shapes: str, attention_dropout: float = 0.1, batch: int = 32, warm_up: int = 4,
+              steps: int = 6) -> dict:
+    """One fresh interpreter under `setting`: {"applied", "seconds" (per timed step), "faults" (minor page faults
+    per step), "peak_mb"}."""
+    environment = {**environment_without_allocator_choice(), **SETTINGS[setting]}
+    command = [sys.executable, "-c", CHILD, str(ROOT), setting, shapes, str(attention_dropout), str(batch),
+               str(warm_up), str(steps)]
     result = subprocess.run(command, capture_output=True, text=True, env=environment, check=True)
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     if measured["applied"] != (setting == "tuned"):
@@ -81,13 +84,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
         runs = {setting: [] for setting in args.settings}
         for _ in range(args.rounds):
             for setting in args.settings:
-                runs[setting].append(run_child(setting, shapes, args))
-        baseline = None
+                runs[setting].append(run_child(setting, shapes, args.attention_dropout, args.batch, args.warm_up,
+                                               args.steps))
+        baseline = None  # the glibc row's step, when it is measured (it comes first)
         for setting in args.settings:
             step = statistics.median(s for run in runs[setting] for s in run["seconds"])
             faults = statistics.median(run["faults"] for run in runs[setting])
             peak = statistics.median(run["peak_mb"] for run in runs[setting])
-            baseline = baseline or (step if setting == "glibc" else None)
+            baseline = step if setting == "glibc" else baseline
             ratio = f"{baseline / step:.2f}x" if baseline else "-"
             rows.append({"shapes": shapes, "setting": setting, "step": step, "faults": faults, "peak_mb": peak})
             print(f"| {shapes} | {setting} | {step:.3f} | {ratio} | {faults:.0f} | {peak:.0f} |", flush=True)

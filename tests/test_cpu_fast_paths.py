@@ -3,7 +3,6 @@ and glibc's allocator kept from returning freed memory. Each is checked against 
 
 import itertools
 import math
-import os
 import subprocess
 import sys
 import textwrap
@@ -21,7 +20,11 @@ from modeling_msa.modeling_semi_iin import (
     conv1d_frames_last,
 )
 from modeling_msa.msa_utils import Dropout, dropout_keep_mask, prefix_mask, random_words, word_dropout
-from training_msa.runtime import allocator_chosen_by_the_user, keep_freed_cpu_memory_for_reuse
+from training_msa.runtime import (
+    allocator_chosen_by_the_user,
+    environment_without_allocator_choice,
+    keep_freed_cpu_memory_for_reuse,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -233,18 +236,19 @@ def test_allocator_tuning_respects_a_chosen_allocator(monkeypatch):
         assert allocator_chosen_by_the_user()
         assert keep_freed_cpu_memory_for_reuse() is False
         monkeypatch.delenv(name)
-    assert not allocator_chosen_by_the_user({"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F", "OMP_NUM_THREADS": "2"})
+    unrelated = {"GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX512F", "OMP_NUM_THREADS": "2"}
+    assert not allocator_chosen_by_the_user(unrelated)
+    chosen = {**unrelated, "MALLOC_ARENA_MAX": "2", "LD_PRELOAD": "x.so"}
+    assert environment_without_allocator_choice(chosen) == unrelated
 
 
 def _page_faults_untuned_and_tuned(script: str) -> dict[str, float]:
     """Runs `script` (its argv[1]: "1" to apply the allocator tuning; it prints whether it applied and a page-fault
     count) in two fresh interpreters free of any allocator choice of this environment: {"0": untuned, "1": tuned}."""
-    environment = {k: v for k, v in os.environ.items()
-                   if not k.startswith("MALLOC_") and k not in ("LD_PRELOAD", "GLIBC_TUNABLES")}
     faults = {}
     for tuned in ("0", "1"):
         result = subprocess.run([sys.executable, "-c", script, tuned], capture_output=True, text=True,
-                                env=environment, timeout=300)
+                                env=environment_without_allocator_choice(), timeout=300)
         assert result.returncode == 0, result.stderr
         applied, count = result.stdout.split()
         assert applied == ("True" if tuned == "1" else "False")

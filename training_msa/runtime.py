@@ -57,12 +57,21 @@ _M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
 _NEVER_TRIM = -1
 
 
-def allocator_chosen_by_the_user(environment: dict[str, str] | None = None) -> bool:
-    """Whether the user chose a malloc or its settings: LD_PRELOAD (jemalloc, tcmalloc, ...), a MALLOC_* variable
-    (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX, ...) or a glibc.malloc tunable in GLIBC_TUNABLES."""
+def environment_without_allocator_choice(environment: dict[str, str] | None = None) -> dict[str, str]:
+    """`environment` (default: this process's) without the variables that choose a malloc or its settings:
+    LD_PRELOAD (jemalloc, tcmalloc, ...), MALLOC_* (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX, ...) and a
+    GLIBC_TUNABLES that sets a glibc.malloc tunable. Benchmarks and tests start their children with it."""
     environment = os.environ if environment is None else environment
-    return ("LD_PRELOAD" in environment or any(name.startswith("MALLOC_") for name in environment)
-            or "glibc.malloc." in environment.get("GLIBC_TUNABLES", ""))
+    return {name: value for name, value in environment.items()
+            if not (name == "LD_PRELOAD" or name.startswith("MALLOC_")
+                    or name == "GLIBC_TUNABLES" and "glibc.malloc." in value)}
+
+
+def allocator_chosen_by_the_user(environment: dict[str, str] | None = None) -> bool:
+    """Whether `environment` (default: this process's) chooses a malloc or its settings (the variables
+    [`environment_without_allocator_choice`] drops)."""
+    environment = os.environ if environment is None else environment
+    return len(environment_without_allocator_choice(environment)) != len(environment)
 
 
 def keep_freed_cpu_memory_for_reuse() -> bool:
