@@ -7,17 +7,17 @@ compared with the sustained FLOP/s of a large fp32 matmul measured in the same r
 
     python benchmarks/mfu.py [--steps 3] [--threads N] [--shapes official mosi mosei] [--device cpu|cuda]
                              [--dropout_off [all input embedding attention residual relu]]
-                             [--dropout_kernels numba numpy] [--torch_compile false true] [--sequential]
+                             [--cpu_word_dropout true false] [--torch_compile false true] [--sequential]
 
 The configurations' steps are interleaved (one step of each in turn, `--steps` rounds after a warm-up round), so
 that the machine's drift hits them alike; `--sequential` times each configuration's steps in a row instead.
-`--dropout_kernels`: which word-dropout implementation fast CPU dropout uses, one row each: `numba` (the compiled
-kernels of `modeling_msa/dropout_kernels.py`, the default when numba is installed) or `numpy`; the same masks.
+`--cpu_word_dropout true false`: each configuration with and without train.py's CPU word-dropout plug-in
+(training_msa/cpu_dropout.py), a row each.
 
 `--torch_compile false true`: each configuration eager and compiled (inductor, one graph; compiled in the warm-up
 round, which is not timed; on a 2-core CPU 2-4 minutes per graph).
 
-`--dropout_off KIND ...` adds, per shapes and fast CPU dropout value, a reference row for each KIND with that dropout
+`--dropout_off KIND ...` adds, per shapes and plug-in value, a reference row for each KIND with that dropout
 probability at 0 (the others at the paper's, attention dropout 0.1; `all`: every dropout 0). The FLOPs are the same, so the rows say how
 much of the paper recipe's step each dropout takes. They are references, not recipes.
 """
@@ -35,8 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis  # noqa: E402
-from modeling_msa.dropout_kernels import KERNELS  # noqa: E402
-from modeling_msa.msa_utils import use_dropout_kernels  # noqa: E402
+from training_msa.cpu_dropout import apply_cpu_word_dropout  # noqa: E402
 
 # (frames, dim) per modality. "official": the official code's features (RoBERTa-large text 100x1024, HuBERT-large
 # audio 800x1024 downsampled x8 to 100 tokens, FabNet vision 50x256: T = 2 + 100 + 100 + 50 = 252).
@@ -58,7 +57,7 @@ DROPOUT_OFF = {
 }
 
 
-def build(shapes: dict, device: str, attention_dropout: float, **config_overrides):
+def build(shapes: dict, device: str, attention_dropout: float, cpu_word_dropout: bool = False, **config_overrides):
     torch.manual_seed(0)
     audio_tokens = shapes["audio"][0] // 8 + 1
     config = SemiIINConfig(
@@ -68,6 +67,8 @@ def build(shapes: dict, device: str, attention_dropout: float, **config_override
     )
     model = SemiIINForSentimentAnalysis(config).to(device).train()
     model.validate_inputs = False  # as under MSATrainer: no host sync for input checks
+    if cpu_word_dropout:
+        apply_cpu_word_dropout(model)
     return model, torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
 
 
@@ -144,25 +145,18 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--attention_dropout", type=float, nargs="+", default=[0.1, 0.0])
-    parser.add_argument("--fast_cpu_dropout", choices=["true", "false"], nargs="+", default=["true", "false"],
-                        help="SemiIINConfig.fast_cpu_dropout values to measure (true: 16-bit-word masks)")
+    parser.add_argument("--cpu_word_dropout", choices=["true", "false"], nargs="+", default=["true", "false"],
+                        help="with (true) and/or without (false) train.py's CPU word-dropout plug-in")
     parser.add_argument("--tune_cpu_allocator", choices=["true", "false"], default="true",
                         help="keep freed memory for reuse, as train.py does on CPU (process-wide, set once)")
     parser.add_argument("--dropout_off", nargs="*", choices=sorted(DROPOUT_OFF), default=None, metavar="KIND",
                         help="also time each shapes with the KIND dropouts at 0 (references, not recipes); no KIND: "
                              f"all. KIND: {', '.join(DROPOUT_OFF)}")
-    parser.add_argument("--dropout_kernels", nargs="+", choices=["numba", "numpy"], default=None,
-                        help="word-dropout implementations to measure with fast CPU dropout (default: numba when "
-                             "installed, else numpy)")
     parser.add_argument("--torch_compile", nargs="+", choices=["false", "true"], default=["false"],
                         help="eager (false) and/or torch.compile'd (true, inductor, fullgraph) steps, a row each")
     parser.add_argument("--sequential", action="store_true",
                         help="time each configuration's steps in a row (default: interleaved rounds)")
     args = parser.parse_args(argv)
-    kernels = args.dropout_kernels or ["numba" if KERNELS is not None else "numpy"]
-    if "numba" in kernels and KERNELS is None:
-        parser.error("--dropout_kernels numba: numba is not installed; pip install -e \".[numba]\" or measure "
-                     "--dropout_kernels numpy")
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.tune_cpu_allocator == "true" and args.device == "cpu":
@@ -171,36 +165,33 @@ def main(argv: list[str] | None = None) -> list[dict]:
         keep_freed_cpu_memory_for_reuse()
     peaks = [matmul_flops_per_second(args.device)]
     runs = [(name, dropout, fast == "true", None)
-            for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.fast_cpu_dropout)]
+            for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.cpu_word_dropout)]
     if args.dropout_off is not None:  # `--dropout_off` alone: all
         runs += [(name, 0.1, fast == "true", kind) for name, fast, kind in
-                 itertools.product(args.shapes, args.fast_cpu_dropout, args.dropout_off or ["all"])]
-    runs = [(*run, kernel if run[2] else None) for run in runs for kernel in (kernels if run[2] else [None])]
+                 itertools.product(args.shapes, args.cpu_word_dropout, args.dropout_off or ["all"])]
     runs = [(*run, compiled == "true") for run in runs for compiled in args.torch_compile]
     inputs = {name: random_batch(SHAPES[name], args.batch, args.device) for name in args.shapes}
     rows, prepared = [], []
-    for name, dropout, fast, kind, kernel, compiled in runs:
+    for name, dropout, fast, kind, compiled in runs:
         shapes = SHAPES[name]
         overrides = {"attention_dropout": dropout, **DROPOUT_OFF.get(kind, {})}
-        model, optimizer = build(shapes, args.device, fast_cpu_dropout=fast, **overrides)
+        model, optimizer = build(shapes, args.device, cpu_word_dropout=fast, **overrides)
         dense, attention = count_step_flops(model, inputs[name])
         tokens = 2 + shapes["text"][0] + (shapes["audio"][0] // 8) + shapes["vision"][0]
         rows.append(dict(shapes=name, tokens=tokens, attention_dropout=overrides["attention_dropout"],
-                         dropout_off=kind, fast_cpu_dropout=fast, dropout_kernels=kernel, torch_compile=compiled,
+                         dropout_off=kind, cpu_word_dropout=fast, torch_compile=compiled,
                          dense_gflop=dense / 1e9, attention_gflop=attention / 1e9, times=[]))
         step_model = torch.compile(model, fullgraph=True) if compiled else model  # FLOPs: counted on the eager one
-        prepared.append((step_model, optimizer, inputs[name], kernel != "numpy"))
+        prepared.append((step_model, optimizer, inputs[name]))
     if args.sequential:
-        for row, (model, optimizer, batch, use) in zip(rows, prepared):
+        for row, (model, optimizer, batch) in zip(rows, prepared):
             peaks.append(matmul_flops_per_second(args.device))  # the machine's speed drifts: keep its best
-            with use_dropout_kernels(use):
-                row["times"] = [train_step(model, optimizer, batch, args.device) for _ in range(args.steps + 1)][1:]
+            row["times"] = [train_step(model, optimizer, batch, args.device) for _ in range(args.steps + 1)][1:]
     else:
         for round_ in range(args.steps + 1):  # round 0: warm-up
             peaks.append(matmul_flops_per_second(args.device))
-            for row, (model, optimizer, batch, use) in zip(rows, prepared):
-                with use_dropout_kernels(use):
-                    seconds = train_step(model, optimizer, batch, args.device)
+            for row, (model, optimizer, batch) in zip(rows, prepared):
+                seconds = train_step(model, optimizer, batch, args.device)
                 if round_:
                     row["times"].append(seconds)
     for row in rows:
@@ -211,13 +202,13 @@ def main(argv: list[str] | None = None) -> list[dict]:
     print(f"device {args.device}, {torch.get_num_threads()} threads, batch {args.batch}; sustained fp32 matmul "
           f"(2048^3, best of {len(peaks)} measurements spread over the run): {peak / 1e9:.1f} GFLOP/s "
           f"(lowest {min(peaks) / 1e9:.1f})\n")
-    print("| shapes | T | attention dropout | dropout at 0 | fast CPU dropout | dropout kernels | torch.compile "
+    print("| shapes | T | attention dropout | dropout at 0 | CPU word dropout | torch.compile "
           "| GFLOP/step (matmul+conv / attention) | step (s) | GFLOP/s | MFU |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         row["mfu"] = row["gflops"] * 1e9 / peak
         print(f"| {row['shapes']} | ~{row['tokens']} | {row['attention_dropout']} | {row['dropout_off'] or '-'} "
-              f"| {str(row['fast_cpu_dropout']).lower()} | {row['dropout_kernels'] or '-'} "
+              f"| {str(row['cpu_word_dropout']).lower()} "
               f"| {str(row['torch_compile']).lower()} "
               f"| {row['dense_gflop']:.1f} / {row['attention_gflop']:.1f} | {row['step_s']:.3f} | {row['gflops']:.1f} | "
               f"{100 * row['mfu']:.1f}% |")

@@ -12,7 +12,7 @@ import transformers
 from transformers import AutoConfig
 
 from .configuration_face_cnn import FaceCNNConfig
-from .configuration_semi_iin import PAPER_ENCODERS, SemiIINConfig
+from .configuration_semi_iin import SemiIINConfig
 from .configuration_shared_private import SharedPrivateConfig
 from .modeling_face_cnn import FaceCNNModel
 from .modeling_semi_iin import (
@@ -31,7 +31,14 @@ from .modeling_shared_private import (
     coral_loss,
     covariance,
 )
+from .legacy_checkpoints import enable_legacy_checkpoints
 from .msa_utils import MODALITIES, intensity_to_class
+from .pretrained_encoders import (
+    PAPER_ENCODERS,
+    load_pretrained_encoders,
+    semi_iin_config_from_encoders,
+    semi_iin_from_pretrained_encoders,
+)
 
 # Each family's `_auto_map_classes` (the Auto class -> model class table its saved `auto_map` carries) is also what
 # registers it here. The shared/private model has no separate base: its four heads are the model (ULGM reads their
@@ -44,6 +51,8 @@ for _family in (SemiIINPreTrainedModel, SharedPrivatePreTrainedModel):
         _model = getattr(sys.modules[_family.__module__], _class_name)
         getattr(transformers, _auto_name).register(_config, _model, exist_ok=True)
         _model.register_for_auto_class(_auto_name)
+for _model in (SemiIINModel, SemiIINForSentimentAnalysis):
+    enable_legacy_checkpoints(_model)
 
 __all__ = [
     "MODALITIES",
@@ -65,4 +74,7 @@ __all__ = [
     "coral_loss",
     "covariance",
     "intensity_to_class",
+    "load_pretrained_encoders",
+    "semi_iin_config_from_encoders",
+    "semi_iin_from_pretrained_encoders",
 ]

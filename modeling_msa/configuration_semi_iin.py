@@ -15,11 +15,11 @@ from .msa_utils import (
 ATTENTION_MODES = ("intra_inter", "global")
 ENCODER_STYLES = ("mult", "pre_ln")
 INITIALIZATIONS = ("official", "normal")
-# Folders saved before these fields existed ran today's "pre_ln" encoder with learned positions in every mode.
+# Folders saved before these fields existed ran today's "pre_ln" encoder with learned positions in every mode, and
+# one key/value stream; `fast_cpu_dropout` (a CPU speed path, no longer in the model) is dropped.
 LEGACY_DEFAULTS = {"encoder_style": "pre_ln", "global_position_embeddings": True, "initialization": "normal"}
-# The encoders of the paper's features; FabNet's weights are not on the Hub, so vision defaults to a random
-# FabNet-style CNN (`FaceCNNConfig`) to train or to replace with any transformers image backbone.
-PAPER_ENCODERS = {"text": "FacebookAI/roberta-large", "audio": "facebook/hubert-large-ll60k", "vision": "face_cnn"}
+LEGACY_FIELD_DEFAULTS = {"separate_key_value_dropout": False}
+REMOVED_FIELDS = ("fast_cpu_dropout",)
 FUSION_MODES = ("gate", "add", "concat", "dot")
 
 
@@ -48,13 +48,11 @@ class SemiIINConfig(PreTrainedConfig):
             `layer_repeats` times with tied weights; each application scales its input by sqrt(hidden_size), adds
             sinusoidal positions when `sinusoidal_positions`, applies `embedding_dropout`, the pre-LN layers and a
             final LayerNorm) or "pre_ln" (the layers applied `layer_repeats` times, then one LayerNorm; no scaling).
-        fast_cpu_dropout: In CPU training, draw every dropout mask (attention weights included, then computed as
-            SDPA's math kernel does) from random words (`msa_utils.word_dropout`, 2-9x faster than PyTorch's
-            `bernoulli_` per call; the same distribution with each rate rounded to a multiple of 2**-16, exact for
-            multiples of 2**-8; with numba, compiled kernels: `dropout_kernels.py`) and fuse the feed-forward ReLU
-            into its dropout. False: PyTorch's dropout everywhere. GPUs always use PyTorch's (fast there); compiled
-            CPU graphs call the same masks as a custom op. An implementation choice: the papers do not say how
-            dropout is sampled.
+        separate_key_value_dropout: "mult" only: each application draws its embedding dropout twice, once for the
+            query/residual stream and once for the key/value stream, and every layer of the application projects its
+            keys and values from the latter (normed by the layer's attention LayerNorm). This is the official code's
+            `layer(x, x, x)` call of MulT's encoder, whose attention projects keys and values both from the key input.
+            False: one stream (`layer(x)`). In eval with one layer per application both are the same.
         sinusoidal_positions: "mult" only: add MulT's sinusoidal positions (fairseq table, position = slot + 1) in
             each application. The original MulT always adds them and MMSA's copy only with `position_embedding`;
             Semi-IIN's own `cross_transformer.py` is not published, so this default (True) is inferred.
@@ -80,7 +78,7 @@ class SemiIINConfig(PreTrainedConfig):
             16 kHz `input_values`) and a per-frame image encoder (fed `pixel_values` [B, F, C, H, W]; the
             FabNet-style `msa_face_cnn` or any transformers image backbone). A modality without one takes
             precomputed features; with one, its `*_feature_size` is the encoder's output width.
-            See [`SemiIINConfig.from_encoders`].
+            See `modeling_msa.semi_iin_config_from_encoders`.
         text_encoder_layers / audio_encoder_layers: How many last hidden layers of the text / audio encoder are
             averaged into the features (paper: last 4 RoBERTa layers).
         freeze_encoders: Keep the bundled encoders' weights fixed (no gradients); for LoRA leave it False and
@@ -90,9 +88,8 @@ class SemiIINConfig(PreTrainedConfig):
     model_type = "semi_iin"
     keys_to_ignore_at_inference = ["gate_values", "pooled_output"]
     # the bundled encoders' sub-configs (None: precomputed features) and the model_type a dict without one gets
-    encoder_model_types = {
-        "text_config": "roberta", "audio_config": "hubert", "vision_config": FaceCNNConfig.model_type,
-    }
+    encoder_model_types = {"text_config": "roberta", "audio_config": "hubert",
+                           "vision_config": FaceCNNConfig.model_type}
     sub_configs = dict.fromkeys(encoder_model_types, AutoConfig)
 
     text_feature_size: int = 1024
@@ -108,7 +105,7 @@ class SemiIINConfig(PreTrainedConfig):
     relu_dropout: float | int = 0.2
     residual_dropout: float | int = 0.2
     embedding_dropout: float | int = 0.2
-    fast_cpu_dropout: bool = True
+    separate_key_value_dropout: bool = True
     text_kernel_size: int = 3
     vision_kernel_size: int = 3
     audio_kernel_sizes: list[int] | tuple[int, ...] = (4, 4)
@@ -144,9 +141,11 @@ class SemiIINConfig(PreTrainedConfig):
 
     @classmethod
     def from_dict(cls, config_dict: dict, **kwargs):
-        """A saved config; one written before `encoder_style` existed keeps the encoder it was trained with."""
-        if config_dict.get("model_type", cls.model_type) == cls.model_type and "encoder_style" not in config_dict:
-            config_dict = {**LEGACY_DEFAULTS, **config_dict}
+        """A saved config; one written before a field existed keeps the behaviour it was trained with."""
+        if config_dict.get("model_type", cls.model_type) == cls.model_type:
+            legacy = {**LEGACY_DEFAULTS, **LEGACY_FIELD_DEFAULTS} if "encoder_style" not in config_dict else {
+                key: value for key, value in LEGACY_FIELD_DEFAULTS.items() if key not in config_dict}
+            config_dict = {**legacy, **{k: v for k, v in config_dict.items() if k not in REMOVED_FIELDS}}
         return super().from_dict(config_dict, **kwargs)
 
     @property
@@ -159,64 +158,32 @@ class SemiIINConfig(PreTrainedConfig):
         """Modalities with a bundled encoder (raw inputs); the others take precomputed features."""
         return bundled_encoder_modalities(self, MODALITIES)
 
-    @classmethod
-    def from_encoders(
-        cls,
-        text: str | PreTrainedConfig | None = PAPER_ENCODERS["text"],
-        audio: str | PreTrainedConfig | None = PAPER_ENCODERS["audio"],
-        vision: str | PreTrainedConfig | None = PAPER_ENCODERS["vision"],
-        **kwargs,
-    ) -> "SemiIINConfig":
-        """A config bundling encoders given as Hub ids / folders (their configs are read), configs, or None
-        (precomputed features). `vision="face_cnn"` is the FabNet-style CNN; defaults are the paper's encoders."""
-        sub_configs = {}
-        for modality, encoder in (("text", text), ("audio", audio), ("vision", vision)):
-            if encoder == "face_cnn":
-                encoder = FaceCNNConfig()
-            elif isinstance(encoder, str):
-                encoder = AutoConfig.from_pretrained(encoder)
-            sub_configs[f"{modality}_config"] = encoder
-        return cls(**sub_configs, **kwargs)
-
     def validate_architecture(self):
         """Checked by `@strict` at init and save time."""
-        for name in ("hidden_size", "num_attention_heads", "num_hidden_layers", "layer_repeats", "intermediate_size",
-                     "head_hidden_size", "num_emotion_classes", "text_feature_size", "audio_feature_size",
-                     "vision_feature_size", "max_audio_tokens", "max_text_tokens", "max_vision_tokens",
-                     "text_kernel_size", "vision_kernel_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"SemiIINConfig: {name} must be a positive integer, got {getattr(self, name)}.")
-        for name in ("input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"):
-            if not 0.0 <= getattr(self, name) < 1.0:
-                raise ValueError(f"SemiIINConfig: {name} must lie in [0, 1), got {getattr(self, name)}.")
-        if self.hidden_size % self.num_attention_heads != 0:
-            raise ValueError(
-                f"SemiIINConfig: hidden_size ({self.hidden_size}) must be a multiple of "
-                f"num_attention_heads ({self.num_attention_heads})."
-            )
-        if self.encoder_style not in ENCODER_STYLES:
-            raise ValueError(f"SemiIINConfig: encoder_style={self.encoder_style!r}; expected one of {ENCODER_STYLES}.")
-        if self.initialization not in INITIALIZATIONS:
-            raise ValueError(f"SemiIINConfig: initialization={self.initialization!r}; expected one of {INITIALIZATIONS}.")
-        if self.attention_mode not in ATTENTION_MODES:
-            raise ValueError(f"SemiIINConfig: attention_mode={self.attention_mode!r}; expected one of {ATTENTION_MODES}.")
-        if self.fusion not in FUSION_MODES:
-            raise ValueError(f"SemiIINConfig: fusion={self.fusion!r}; expected one of {FUSION_MODES}.")
-        if not (len(self.audio_kernel_sizes) == len(self.audio_strides) == len(self.audio_paddings) >= 1):
-            raise ValueError(
-                "SemiIINConfig: audio_kernel_sizes, audio_strides and audio_paddings must be non-empty and "
-                f"of equal length, got {self.audio_kernel_sizes}, {self.audio_strides}, {self.audio_paddings}."
-            )
+        positive = ("hidden_size", "num_attention_heads", "num_hidden_layers", "layer_repeats", "intermediate_size",
+                    "head_hidden_size", "num_emotion_classes", "text_feature_size", "audio_feature_size",
+                    "vision_feature_size", "max_audio_tokens", "max_text_tokens", "max_vision_tokens",
+                    "text_kernel_size", "vision_kernel_size", "text_encoder_layers", "audio_encoder_layers")
+        problems = [f"{name} must be a positive integer, got {getattr(self, name)}" for name in positive
+                    if getattr(self, name) < 1]
+        problems += [f"{name} must lie in [0, 1), got {getattr(self, name)}" for name in (
+            "input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout")
+            if not 0.0 <= getattr(self, name) < 1.0]
+        problems += [f"{name}={getattr(self, name)!r}; expected one of {choices}" for name, choices in (
+            ("encoder_style", ENCODER_STYLES), ("initialization", INITIALIZATIONS), ("attention_mode", ATTENTION_MODES),
+            ("fusion", FUSION_MODES)) if getattr(self, name) not in choices]
+        problems += [f"{name} must be odd ('same' padding), got {getattr(self, name)}"
+                     for name in ("text_kernel_size", "vision_kernel_size") if getattr(self, name) % 2 != 1]
+        if self.num_attention_heads >= 1 and self.hidden_size % self.num_attention_heads != 0:
+            problems.append(f"hidden_size ({self.hidden_size}) must be a multiple of num_attention_heads "
+                            f"({self.num_attention_heads})")
+        if not len(self.audio_kernel_sizes) == len(self.audio_strides) == len(self.audio_paddings) >= 1:
+            problems.append("audio_kernel_sizes, audio_strides and audio_paddings must be non-empty and of equal "
+                            f"length, got {self.audio_kernel_sizes}, {self.audio_strides}, {self.audio_paddings}")
         if not 0.0 <= self.regression_loss_weight <= 1.0:
-            raise ValueError(
-                f"SemiIINConfig: regression_loss_weight (lambda_1) must lie in [0, 1], got {self.regression_loss_weight}."
-            )
-        for name in ("text_encoder_layers", "audio_encoder_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"SemiIINConfig: {name} must be at least 1, got {getattr(self, name)}.")
-        for name in ("text_kernel_size", "vision_kernel_size"):
-            if getattr(self, name) % 2 != 1:
-                raise ValueError(f"SemiIINConfig: {name} must be odd ('same' padding), got {getattr(self, name)}.")
+            problems.append(f"regression_loss_weight (lambda_1) must lie in [0, 1], got {self.regression_loss_weight}")
+        if problems:
+            raise ValueError(f"SemiIINConfig: {problems[0]}.")
 
 
-__all__ = ["PAPER_ENCODERS", "SemiIINConfig"]
+__all__ = ["SemiIINConfig"]

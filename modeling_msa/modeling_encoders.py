@@ -1,10 +1,5 @@
-"""Bundled encoders: raw text, waveforms and video frames -> frame-level features for the fusion models.
-
-Encoders are built from sub-configs with `AutoModel.from_config` (random weights, meta-device friendly);
-pretrained weights are loaded afterwards with [`load_encoder_weights`].
-"""
-
-import logging
+"""Bundled encoders: raw text, waveforms and video frames -> frame-level features for the fusion models. Built from
+sub-configs with `AutoModel.from_config` (random weights); pretrained weights come with [`load_encoder_weights`]."""
 
 import torch
 from torch import nn
@@ -12,10 +7,7 @@ from transformers import AutoModel, PreTrainedConfig, PreTrainedModel
 
 from .configuration_face_cnn import FaceCNNConfig
 from .modeling_face_cnn import FaceCNNModel
-from .msa_utils import MODALITIES, encoder_output_size, prefix_mask
-
-logger = logging.getLogger(__name__)
-
+from .msa_utils import MODALITIES, prefix_mask
 
 
 def build_encoder(config: PreTrainedConfig, modality: str) -> PreTrainedModel:
@@ -36,11 +28,9 @@ def load_encoder_weights(encoder: nn.Module, name_or_path: str, field: str, **kw
     missing, unexpected = encoder.load_state_dict(pretrained.state_dict(), strict=False)
     unexpected = [key for key in unexpected if "pooler" not in key]
     if missing or unexpected:
-        raise ValueError(
-            f"{field}: the weights of {name_or_path!r} do not fit the encoder built from the config "
-            f"(missing {missing[:5]}, unexpected {unexpected[:5]}); build the config from the same checkpoint "
-            "(e.g. `SemiIINConfig.from_encoders`)."
-        )
+        raise ValueError(f"{field}: the weights of {name_or_path!r} do not fit the encoder built from the config "
+                         f"(missing {missing[:5]}, unexpected {unexpected[:5]}); build the config from the same "
+                         "checkpoint (e.g. `modeling_msa.semi_iin_config_from_encoders`).")
 
 
 def _grad_context(encoder: nn.Module):
@@ -49,13 +39,8 @@ def _grad_context(encoder: nn.Module):
     return torch.set_grad_enabled(torch.is_grad_enabled() and trains)
 
 
-def encode_text(
-    encoder: nn.Module,
-    input_ids: torch.Tensor,
-    attention_mask: torch.Tensor | None,
-    token_type_ids: torch.Tensor | None = None,
-    num_layers: int = 1,
-) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_text(encoder: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor | None,
+                token_type_ids: torch.Tensor | None = None, num_layers: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
     """Token features [B, N, D] (mean of the last `num_layers` hidden states) and their mask."""
     if attention_mask is None:
         attention_mask = torch.ones_like(input_ids)
@@ -87,14 +72,12 @@ def encode_audio(
     return hidden, prefix_mask(lengths, hidden.shape[1]).long()
 
 
-def encode_frames(
-    encoder: nn.Module, pixel_values: torch.Tensor, frame_mask: torch.Tensor | None
-) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_frames(encoder: nn.Module, pixel_values: torch.Tensor,
+                  frame_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-frame features [B, F, D] from frames [B, F, C, H, W]; padding frames are not encoded."""
     if pixel_values.dim() != 5:
-        raise ValueError(
-            f"pixel_values must be video frames [batch, frames, channels, height, width], got {tuple(pixel_values.shape)}."
-        )
+        raise ValueError("pixel_values must be video frames [batch, frames, channels, height, width], got "
+                         f"{tuple(pixel_values.shape)}.")
     batch, frames = pixel_values.shape[:2]
     if frame_mask is None:
         frame_mask = torch.ones(batch, frames, dtype=torch.long, device=pixel_values.device)
@@ -116,7 +99,7 @@ class FrozenEncodersMixin:
     gradients and stay in eval mode (no dropout, no batch-norm statistics updates) when the model trains."""
 
     def _frozen_encoders(self) -> list[nn.Module]:
-        raise NotImplementedError
+        return [self.encoders]
 
     def _freeze_encoders_if_configured(self) -> None:
         if self.config.freeze_encoders:
@@ -144,49 +127,33 @@ RAW_INPUT_NAMES = ("input_ids", "attention_mask", "token_type_ids", "input_value
                    "pixel_values", "frame_attention_mask")
 
 
-def encode_raw_inputs(
-    encoders: nn.ModuleDict, features: dict, masks: dict, raw: dict, config, modalities=MODALITIES
-) -> None:
+def encode_raw_inputs(encoders: nn.ModuleDict, features: dict, masks: dict, raw: dict, config,
+                      modalities=MODALITIES) -> None:
     """Fill `features`/`masks` (per modality) from the bundled `encoders` where raw inputs are given; check that
     each modality has exactly what it needs. `config` gives `text_encoder_layers`/`audio_encoder_layers`."""
     for modality in modalities:
         needed = RAW_INPUTS[modality]
         given = raw.get(needed) is not None
         if given and modality not in encoders:
-            raise ValueError(
-                f"{needed} given but the config has no {modality}_config: pass {modality}_features, or build the "
-                f"model with a {modality} encoder (`{modality}_config`)."
-            )
+            raise ValueError(f"{needed} given but the config has no {modality}_config: pass {modality}_features, or "
+                             f"build the model with a {modality} encoder (`{modality}_config`).")
         if not given:
             if features[modality] is None:
                 hint = f"{needed} (processor output) or " if modality in encoders else ""
                 raise ValueError(f"No {modality} input: pass {hint}{modality}_features.")
             continue
         if modality == "text":
-            features["text"], masks["text"] = encode_text(
-                encoders["text"], raw["input_ids"], raw.get("attention_mask"), raw.get("token_type_ids"),
-                getattr(config, "text_encoder_layers", 1),
-            )
+            features["text"], masks["text"] = encode_text(encoders["text"], raw["input_ids"],
+                                                          raw.get("attention_mask"), raw.get("token_type_ids"),
+                                                          getattr(config, "text_encoder_layers", 1))
         elif modality == "audio":
-            features["audio"], masks["audio"] = encode_audio(
-                encoders["audio"], raw["input_values"], raw.get("waveform_attention_mask"),
-                getattr(config, "audio_encoder_layers", 1),
-            )
+            features["audio"], masks["audio"] = encode_audio(encoders["audio"], raw["input_values"],
+                                                             raw.get("waveform_attention_mask"),
+                                                             getattr(config, "audio_encoder_layers", 1))
         else:
-            features["vision"], masks["vision"] = encode_frames(
-                encoders["vision"], raw["pixel_values"], raw.get("frame_attention_mask")
-            )
+            features["vision"], masks["vision"] = encode_frames(encoders["vision"], raw["pixel_values"],
+                                                                raw.get("frame_attention_mask"))
 
 
-__all__ = [
-    "FrozenEncodersMixin",
-    "RAW_INPUTS",
-    "RAW_INPUT_NAMES",
-    "encode_raw_inputs",
-    "build_encoder",
-    "encode_audio",
-    "encode_frames",
-    "encode_text",
-    "encoder_output_size",
-    "load_encoder_weights",
-]
+__all__ = ["FrozenEncodersMixin", "RAW_INPUTS", "RAW_INPUT_NAMES", "build_encoder", "encode_audio", "encode_frames",
+           "encode_raw_inputs", "encode_text", "load_encoder_weights"]

@@ -5,6 +5,7 @@ from torch import nn
 from transformers import AutoModel, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling
+from transformers.utils import can_return_tuple
 
 from .configuration_face_cnn import FaceCNNConfig
 
@@ -51,16 +52,14 @@ class FaceCNNModel(FaceCNNPreTrainedModel):
                 module.eval()
         return self
 
-    def forward(self, pixel_values: torch.Tensor, return_dict: bool | None = None, **kwargs):
+    @can_return_tuple
+    def forward(self, pixel_values: torch.Tensor, **kwargs) -> BaseModelOutputWithPooling:
         if pixel_values.dim() != 4 or pixel_values.shape[1] != self.config.num_channels:
-            raise ValueError(
-                f"FaceCNNModel expects pixel_values [batch, {self.config.num_channels}, height, width], "
-                f"got {tuple(pixel_values.shape)}."
-            )
+            raise ValueError(f"FaceCNNModel expects pixel_values [batch, {self.config.num_channels}, height, width], "
+                             f"got {tuple(pixel_values.shape)}.")
         feature_map = self.stages(pixel_values)
         pooled = self.embedding(feature_map.mean(dim=(2, 3)))
-        output = BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled)
-        return output if return_dict is not False else output.to_tuple()
+        return BaseModelOutputWithPooling(last_hidden_state=feature_map, pooler_output=pooled)
 
 
 AutoModel.register(FaceCNNConfig, FaceCNNModel, exist_ok=True)

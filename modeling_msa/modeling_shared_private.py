@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, can_return_tuple
 
 from .configuration_shared_private import SharedPrivateConfig
 from .modeling_encoders import FrozenEncodersMixin, build_encoder, encode_raw_inputs, load_encoder_weights
@@ -104,6 +104,7 @@ class SharedPrivatePreTrainedModel(AutoMapMixin, PreTrainedModel):
     base_model_prefix = "shared_private"
     main_input_name = "audio_features"
     accepts_loss_kwargs = False
+    supports_gradient_checkpointing = True  # the bundled transformers encoders' layers
     _no_split_modules = []
     _auto_map_classes = {
         "AutoModel": "SharedPrivateForSentimentAnalysis",
@@ -183,6 +184,7 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
             hidden = text_features.to(self.fusion_head.layer_1.weight.dtype)
         return self.text_dropout(hidden[:, 0])
 
+    @can_return_tuple
     def forward(
         self,
         audio_features: torch.Tensor | None = None,
@@ -202,8 +204,7 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
         waveform_attention_mask: torch.Tensor | None = None,
         pixel_values: torch.Tensor | None = None,
         frame_attention_mask: torch.Tensor | None = None,
-        return_dict: bool | None = None,
-    ) -> SharedPrivateOutput | tuple:
+    ) -> SharedPrivateOutput:
         r"""
         audio_features / vision_features: [B, L, Da] / [B, M, Dv]; masks 1 = real frame (right padding).
         input_ids / token_type_ids / text_attention_mask: tokenized text ("input_ids" mode).
@@ -255,11 +256,10 @@ class SharedPrivateForSentimentAnalysis(FrozenEncodersMixin, SharedPrivatePreTra
             unimodal_labels = {"text": text_labels, "audio": audio_labels, "vision": vision_labels}
             loss = self.compute_loss(logits, {m: unimodal[m][0] for m in MODALITIES}, labels, unimodal_labels,
                                      alignment_loss)
-        output = SharedPrivateOutput(
+        return SharedPrivateOutput(
             loss=loss, logits=logits, text_logits=unimodal["text"][0], audio_logits=unimodal["audio"][0],
             vision_logits=unimodal["vision"][0], features=post_features, alignment_loss=alignment_loss,
         )
-        return output if return_dict is not False else output.to_tuple()
 
     def compute_loss(self, logits, unimodal_logits: dict, labels, unimodal_labels: dict, alignment_loss) -> torch.Tensor:
         """L1(M) + w_u * sum_s mean(w_s |s - y_s|) + w_a * alignment, w_s = tanh(|y_s - y_m|) or 1."""

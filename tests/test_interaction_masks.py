@@ -39,36 +39,38 @@ def test_token_order_and_special_rows():
     assert not inter[2, 3] and inter[2, 4] and inter[4, 7] and not inter[5, 6]
 
 
+@pytest.mark.parametrize("implementation", ["sdpa", "eager", "flex_attention"])
 @pytest.mark.parametrize("mode", ["intra_inter", "global"])
 @pytest.mark.parametrize("lengths", [((3, 2), (4, 1), (5, 5)), ((0, 2), (3, 3), (1, 0)), ((2, 2), (0, 0), (4, 2))])
-def test_block_attention_equals_dense_masked_attention(mode, lengths):
-    """The attention plans compute, for every real query, exactly the dense attention masked with
-    build_interaction_masks (+ padding keys): the blocked blocks are skipped, not changed."""
+def test_branch_masks_are_the_design_table_and_padding_in_every_attention_form(implementation, mode, lengths):
+    """The masks the model hands each attention function (through transformers' `create_bidirectional_mask`) allow
+    exactly `build_interaction_masks` on real keys: SDPA's boolean mask, eager's additive one, flex's `BlockMask`."""
     import torch
-    import torch.nn.functional as F
     from conftest import tiny_semi_iin_config
 
-    from modeling_msa import SemiIINForSentimentAnalysis
-    from modeling_msa.modeling_semi_iin import NUM_SPECIAL_TOKENS, build_attention_plans
+    from modeling_msa import SemiIINModel
+    from modeling_msa.modeling_semi_iin import NUM_SPECIAL_TOKENS
 
-    torch.manual_seed(0)
-    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config(attention_mode=mode)).eval()
-    audio, text, vision = (torch.tensor(pair) for pair in lengths)
-    sizes = tuple(int(n.max()) for n in (audio, text, vision))
-    plans = build_attention_plans(mode, (audio, text, vision), sizes, torch.float32)
-    base = model.semi_iin
-    attention = base.global_encoder.layers[0].attention if mode == "global" else base.intra_encoder.layers[0].attention
-    hidden = torch.randn(2, NUM_SPECIAL_TOKENS + sum(sizes), 16)
+    model = SemiIINModel(tiny_semi_iin_config(attention_mode=mode))
+    model.set_attn_implementation(implementation)
+    token_lengths = tuple(torch.tensor(pair) for pair in lengths)
+    sizes = tuple(int(n.max()) for n in token_lengths)
+    tokens = torch.zeros(2, NUM_SPECIAL_TOKENS + sum(sizes), 16)
+    masks = model.branch_masks(tokens, sizes, token_lengths)
     valid = torch.cat([torch.ones(2, NUM_SPECIAL_TOKENS, dtype=torch.bool)]
-                      + [torch.arange(size)[None] < n[:, None] for n, size in zip((audio, text, vision), sizes)], 1)
+                      + [torch.arange(size)[None] < n[:, None] for n, size in zip(token_lengths, sizes)], 1)
     intra, inter = build_interaction_masks(*sizes)
     structural = {"global": torch.ones_like(intra), "intra": intra, "inter": inter}
-    with torch.no_grad():
-        for branch, plan in plans.items():
-            allowed = structural[branch][None] & valid[:, None, :]
-            allowed |= ~allowed.any(-1, keepdim=True)  # rows of padding queries with no key: anything finite
-            q, k, v = attention.qkv_proj(hidden).view(2, -1, 3, 2, 8).permute(2, 0, 3, 1, 4)
-            dense = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed[:, None])
-            dense = attention.out_proj(dense.transpose(1, 2).reshape(2, -1, 16))
-            blocked = attention(hidden, plan)
-            torch.testing.assert_close(blocked[valid], dense[valid], atol=1e-6, rtol=1e-5)
+    assert set(masks) == ({"global"} if mode == "global" else {"intra", "inter"})
+    for branch, mask in masks.items():
+        expected = structural[branch][None] & valid[:, None, :]
+        if implementation == "flex_attention":  # the BlockMask's element-wise rule, on every (query, key) pair
+            positions = torch.arange(tokens.shape[1])
+            allowed = mask.mask_mod(torch.arange(2)[:, None, None], 0, positions[None, :, None], positions[None, None])
+            assert torch.equal(allowed, expected), branch
+            continue
+        if mask is None:  # SDPA without padding in the global branch: no mask at all
+            assert expected.all()
+            continue
+        allowed = mask[:, 0] if mask.dtype == torch.bool else mask[:, 0] == 0
+        assert torch.equal(allowed, expected), branch

@@ -11,7 +11,6 @@ from modeling_msa import SemiIINConfig  # noqa: E402
 from modeling_msa.modeling_semi_iin import (  # noqa: E402
     NUM_SPECIAL_TOKENS,
     SemiIINEncoder,
-    build_attention_plans,
     sinusoidal_positions,
 )
 
@@ -23,8 +22,8 @@ def copy_mult_weights(ours: SemiIINEncoder, reference) -> None:
             layer.attention.qkv_proj.weight.copy_(ref.self_attn.in_proj_weight)
             layer.attention.qkv_proj.bias.copy_(ref.self_attn.in_proj_bias)
             layer.attention.out_proj.load_state_dict(ref.self_attn.out_proj.state_dict())
-            layer.feed_forward[0].load_state_dict(ref.fc1.state_dict())
-            layer.feed_forward[3].load_state_dict(ref.fc2.state_dict())
+            layer.feed_forward.intermediate_dense.load_state_dict(ref.fc1.state_dict())
+            layer.feed_forward.output_dense.load_state_dict(ref.fc2.state_dict())
             layer.attention_norm.load_state_dict(ref.layer_norms[0].state_dict())
             layer.feed_forward_norm.load_state_dict(ref.layer_norms[1].state_dict())
         ours.final_norm.load_state_dict(reference.layer_norm.state_dict())
@@ -51,15 +50,80 @@ def test_global_branch_equals_mmsa_transformer_encoder(sinusoidal):
 
     batch, length = 3, NUM_SPECIAL_TOKENS + sum(sizes)
     tokens = torch.randn(batch, length, hidden)
-    full = tuple(torch.full((batch,), n) for n in sizes)
-    plan = build_attention_plans("global", full, sizes, tokens.dtype)["global"]
     with torch.no_grad():
         expected = tokens.transpose(0, 1)  # MMSA is sequence-first
         for _ in range(2):  # CMFM.cmfm = ModuleList([cmfm1] * sharing_num): the same encoder twice
             expected = reference(expected)
         positions = sinusoidal_positions(torch.arange(length) + 1, hidden) if sinusoidal else None  # slot + 1
-        got = ours(tokens, plan, positions)
+        got = ours(tokens, None, positions).last_hidden_state  # no padding: no mask
     torch.testing.assert_close(got, expected.transpose(0, 1), atol=2e-5, rtol=1e-5)
+
+
+class MaskedDropout:
+    """A stand-in for `torch.nn.functional.dropout` that applies given masks in call order to the calls with rate
+    `p` (the embedding dropout; every other rate is 0 and passes through), so that two implementations see the same
+    random draws in the same roles."""
+
+    def __init__(self, p: float, masks: list[torch.Tensor]):
+        self.p, self.masks = p, list(masks)
+
+    def __call__(self, x, p=0.5, training=True, inplace=False):
+        if p != self.p or not training:
+            return x
+        mask = self.masks.pop(0)
+        return x * (mask if mask.shape == x.shape else mask.transpose(0, 1))  # MMSA is sequence-first
+
+
+@pytest.mark.parametrize("separate", [True, False])
+def test_separate_key_value_dropout_equals_the_official_layer_x_x_x_call(monkeypatch, separate):
+    """The official code calls MulT's encoder as `layer(x, x, x)`: the embedding dropout is drawn for the query /
+    residual stream and again for the keys and values (its attention projects values from the key input:
+    `kv_same = True`, the one shim here), and every layer takes its keys from that stream. With
+    `separate_key_value_dropout` ours equals it in training; without, it equals `layer(x)` and not the official
+    call. Only the embedding dropout is on; two layers per application, two tied applications."""
+    torch.manual_seed(0)
+    hidden, heads, length, batch, p = 16, 2, 9, 3, 0.3
+    config = SemiIINConfig(hidden_size=hidden, num_attention_heads=heads, intermediate_size=4 * hidden,
+                           attention_mode="global", encoder_style="mult", sinusoidal_positions=True,
+                           layer_repeats=2, num_hidden_layers=2, attention_dropout=0.0, relu_dropout=0.0,
+                           residual_dropout=0.0, embedding_dropout=p, separate_key_value_dropout=separate,
+                           max_audio_tokens=3, max_text_tokens=2, max_vision_tokens=2)
+    ours = SemiIINEncoder(config).train()
+    reference = transformer.TransformerEncoder(embed_dim=hidden, num_heads=heads, layers=2, attn_dropout=0.0,
+                                               relu_dropout=0.0, res_dropout=0.0, embed_dropout=p,
+                                               attn_mask=False, position_embedding=True).train()
+    for norm in [m for m in reference.modules() if isinstance(m, torch.nn.LayerNorm)]:
+        torch.nn.init.normal_(norm.weight, 1.0, 0.2)
+        torch.nn.init.normal_(norm.bias, 0.0, 0.2)
+    copy_mult_weights(ours, reference)
+    for layer in reference.layers:  # the official attention: keys and values both from the key input
+        attend = layer.self_attn.forward
+        layer.self_attn.forward = lambda query, key, value, attn_mask=None, attend=attend: attend(
+            query=query, key=key, value=key, attn_mask=attn_mask)
+
+    tokens = torch.randn(batch, length, hidden)
+    draws = {role: [(torch.rand(batch, length, hidden) > p) / (1 - p) for _ in range(2)]
+             for role in ("query", "key", "value")}
+    official_order = [draws[role][i] for i in range(2) for role in ("query", "key", "value")]
+    ours_order = [draws[role][i] for i in range(2) for role in (("query", "key") if separate else ("query",))]
+    positions = sinusoidal_positions(torch.arange(length) + 1, hidden)
+
+    monkeypatch.setattr(torch.nn.functional, "dropout", MaskedDropout(p, official_order))
+    expected = tokens.transpose(0, 1)
+    for _ in range(2):  # CMFM.cmfm = ModuleList([cmfm1] * sharing_num), each called as layer(x, x, x)
+        expected = reference(expected, expected, expected)
+    monkeypatch.setattr(torch.nn.functional, "dropout", MaskedDropout(p, ours_order))
+    got = ours(tokens, None, positions).last_hidden_state
+    monkeypatch.setattr(torch.nn.functional, "dropout", MaskedDropout(p, [draws["query"][i] for i in range(2)]))
+    single_stream = tokens.transpose(0, 1)
+    for _ in range(2):
+        single_stream = reference(single_stream)
+
+    if separate:
+        torch.testing.assert_close(got, expected.transpose(0, 1), atol=2e-5, rtol=1e-5)
+    else:
+        torch.testing.assert_close(got, single_stream.transpose(0, 1), atol=2e-5, rtol=1e-5)
+        assert (got - expected.transpose(0, 1)).abs().max() > 0.05
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -68,8 +68,8 @@ def test_audio_downsampling_keeps_mask_consistent():
 
 def branch_states(model, batch, branch):
     with torch.no_grad():
-        states = model(**batch, output_hidden_states=True).branch_hidden_states
-    return states[("intra", "inter").index(branch)]
+        states = model(**batch, output_hidden_states=True).hidden_states
+    return states[("intra", "inter").index(branch)][-1]
 
 
 def test_intra_branch_keeps_modalities_apart_and_inter_branch_mixes_them():
@@ -193,7 +193,7 @@ def test_official_initialisation_and_global_ablation_follow_the_official_code():
     attention = model.semi_iin.intra_encoder.layers[0].attention
     bound = math.sqrt(6 / (64 + 3 * 64))  # Xavier-uniform of the [3d, d] in_proj
     assert attention.qkv_proj.weight.abs().max() <= bound and attention.qkv_proj.weight.abs().max() > 0.9 * bound
-    assert not attention.qkv_proj.bias.any() and not model.semi_iin.intra_encoder.layers[0].feed_forward[0].bias.any()
+    assert not attention.qkv_proj.bias.any() and not model.semi_iin.intra_encoder.layers[0].feed_forward.intermediate_dense.bias.any()
     conv = embeddings.text_projection.convs[0]
     kaiming_bound = 1 / math.sqrt(conv.weight[0].numel())  # PyTorch's default: kaiming_uniform(a=sqrt(5))
     assert conv.weight.abs().max() <= kaiming_bound

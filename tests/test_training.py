@@ -47,7 +47,9 @@ def test_train_script_end_to_end_writes_hub_ready_folder(tmp_path):
     folder = tmp_path / "out" / "model"
     config = json.loads((folder / "config.json").read_text())
     assert config["fusion"] == "add" and config["hidden_size"] == 16
-    assert config["attention_dropout"] == 0.1 and config["fast_cpu_dropout"] is True  # paper recipe, fast CPU masks
+    assert config["attention_dropout"] == 0.1 and config["separate_key_value_dropout"] is True  # paper recipe
+    assert "_attn_implementation" not in config  # the CPU plug-in's attention function is not saved
+    assert "cpu_word_dropout" in json.loads((folder / "training_args.json").read_text())
     assert config["auto_map"]["AutoModel"] == "modeling_semi_iin.SemiIINModel"
     assert config["auto_map"]["AutoModelForSequenceClassification"] == "modeling_semi_iin.SemiIINForSentimentAnalysis"
     assert config["text_feature_size"] == 12 and config["max_audio_tokens"] == 5  # 40 frames / 8

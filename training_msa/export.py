@@ -40,7 +40,7 @@ def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> N
     if missing:
         raise ValueError(
             f"A pipeline folder needs a model with bundled encoders for every modality; {missing} take precomputed "
-            "features (build the model with SemiIINConfig.from_encoders)."
+            "features (build the model with modeling_msa.semi_iin_config_from_encoders)."
         )
     pipeline(TASK, model=model, processor=processor).save_pretrained(directory, safe_serialization=True)
     processor.save_pretrained(directory)

@@ -38,6 +38,10 @@ class MSATrainer(Trainer):
         super().__init__(model=model, args=args, data_collator=data_collator, compute_metrics=compute_metrics,
                          **kwargs)
         self.add_callback(INTERRUPT)  # acts only where train.py installed its SIGINT handler
+        if getattr(args, "cpu_word_dropout", False) and self.args.device.type == "cpu" and not args.torch_compile:
+            from training_msa.cpu_dropout import apply_cpu_word_dropout
+
+            apply_cpu_word_dropout(self.model)
         patience = getattr(args, "early_stopping_patience", None)
         if patience is not None:
             self.add_callback(ValidationEarlyStopping(early_stopping_patience=patience))

@@ -60,6 +60,13 @@ class MSATrainingArguments(TrainingArguments):
         metadata={"help": "Stop after this many evaluations without improving metric_for_best_model (Self-MM: 8 "
                           "epochs on validation MAE); needs load_best_model_at_end."},
     )
+    cpu_word_dropout: bool = field(
+        default=True,
+        metadata={"help": "Eager training on a CPU: draw the dropout masks from random words and fuse the "
+                          "feed-forward ReLU into its dropout (training_msa/cpu_dropout.py; the same distribution, "
+                          "another random stream; the saved model is unchanged). No effect on accelerators or with "
+                          "--torch_compile."},
+    )
     tune_cpu_allocator: bool = field(
         default=True,
         metadata={"help": "Training on CPU under Linux/glibc: keep freed memory in the process for the next step "

@@ -76,7 +76,12 @@ def build_encoders_folder(folder: Path, seed: int = 0) -> Path:
     import torch
     from transformers import AutoConfig
 
-    from modeling_msa import FaceCNNConfig, SemiIINConfig, SemiIINForSentimentAnalysis
+    from modeling_msa import (
+        FaceCNNConfig,
+        SemiIINForSentimentAnalysis,
+        load_pretrained_encoders,
+        semi_iin_config_from_encoders,
+    )
     from processing_msa import MSAProcessor
 
     from .export import save_hub_ready
@@ -84,14 +89,14 @@ def build_encoders_folder(folder: Path, seed: int = 0) -> Path:
     text = minilm_folder()
     text_config = AutoConfig.from_pretrained(text)
     text_config._name_or_path = MINILM_HUB_ID  # where the weights come from on the Hub (the card's base_model)
-    config = SemiIINConfig.from_encoders(
+    config = semi_iin_config_from_encoders(
         text=text_config, audio=AutoConfig.for_model(**SMALL_HUBERT), vision=FaceCNNConfig(**SMALL_FACE_CNN),
         hidden_size=64, num_attention_heads=4, intermediate_size=128, head_hidden_size=32,
         max_text_tokens=64, max_audio_tokens=128, max_vision_tokens=128, freeze_encoders=True,
     )
     torch.manual_seed(seed)
     model = SemiIINForSentimentAnalysis(config)
-    model.load_pretrained_encoders(text=text)
+    load_pretrained_encoders(model, text=text)
     processor = MSAProcessor.from_encoders(text=text, image_size=IMAGE_SIZE, fps=FPS, max_frames=128,
                                            max_text_length=64)
     calibrate_batch_norm(model.encoders["vision"], processor, seed)
