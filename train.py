@@ -357,14 +357,11 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
 
     from dataset_scripts import load_msa_dataset
     from training_msa.interrupt import INTERRUPT
-    from training_msa.runtime import keep_freed_cpu_memory_for_reuse, use_all_cpu_threads_when_alone
+    from training_msa.runtime import use_all_cpu_threads_when_alone
     from training_msa.self_training import subsample_labeled
 
     INTERRUPT.install()  # Ctrl-C during training stops at the next step (see run())
     use_all_cpu_threads_when_alone()
-    if training_args.tune_cpu_allocator and keep_freed_cpu_memory_for_reuse():
-        logger.info("CPU training: freed memory is kept for reuse (--tune_cpu_allocator false "
-                    "to leave glibc's defaults)")
     set_seed(training_args.seed)
 
     dataset_options = {}

@@ -3,7 +3,6 @@
 step, and medians of eager and compiled steps, interleaved.
 
     python benchmarks/compile_speedup.py [--models semi_iin shared_private] [--steps 5] [--batch 32]
-                                         [--tune_cpu_allocator true|false]
 
 Semi-IIN compiles as one graph (`fullgraph=True` holds); the shared/private model's nn.LSTMs are not traced by
 dynamo (a PyTorch limitation), so they run eagerly between compiled graphs.
@@ -39,13 +38,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--attention_dropout", type=float, default=0.1, help="Semi-IIN's (the paper recipe and the default job: 0.1)")
-    parser.add_argument("--tune_cpu_allocator", choices=["true", "false"], default="true",
-                        help="keep freed memory for reuse, as train.py does on CPU (process-wide, set once)")
     args = parser.parse_args(argv)
-    if args.tune_cpu_allocator == "true":
-        from training_msa.runtime import keep_freed_cpu_memory_for_reuse
-
-        keep_freed_cpu_memory_for_reuse()
     print(f"{torch.get_num_threads()} threads, batch {args.batch}, median of {args.steps} interleaved steps\n")
     print("| model | shapes | compile (first step) s | eager step s | compiled step s | speed-up |\n|---|---|---|---|---|---|")
     for name in args.models:

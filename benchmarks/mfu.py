@@ -147,8 +147,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--attention_dropout", type=float, nargs="+", default=[0.1, 0.0])
     parser.add_argument("--cpu_word_dropout", choices=["true", "false"], nargs="+", default=["true", "false"],
                         help="with (true) and/or without (false) train.py's CPU word-dropout plug-in")
-    parser.add_argument("--tune_cpu_allocator", choices=["true", "false"], default="true",
-                        help="keep freed memory for reuse, as train.py does on CPU (process-wide, set once)")
     parser.add_argument("--dropout_off", nargs="*", choices=sorted(DROPOUT_OFF), default=None, metavar="KIND",
                         help="also time each shapes with the KIND dropouts at 0 (references, not recipes); no KIND: "
                              f"all. KIND: {', '.join(DROPOUT_OFF)}")
@@ -159,10 +157,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.tune_cpu_allocator == "true" and args.device == "cpu":
-        from training_msa.runtime import keep_freed_cpu_memory_for_reuse
-
-        keep_freed_cpu_memory_for_reuse()
     peaks = [matmul_flops_per_second(args.device)]
     runs = [(name, dropout, fast == "true", None)
             for name, dropout, fast in itertools.product(args.shapes, args.attention_dropout, args.cpu_word_dropout)]

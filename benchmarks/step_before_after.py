@@ -1,7 +1,7 @@
 """Training-step time of the embedded default job's Semi-IIN with the modeling code of two checkouts (e.g. a
 worktree of an older commit and this one), each step run in a fresh process, the two alternating so that the
-machine's drifting speed hits both alike. Each process applies the CPU allocator tuning when its checkout has it
-(as its train.py would). `--precision_before/--precision_after bf16` run that side's forward under CPU bf16
+machine's drifting speed hits both alike. Each process applies what its checkout's train.py applies on a CPU: the
+allocator tuning (checkouts before issue #32) or the word-dropout plug-in (from #32 on). `--precision_before/--precision_after bf16` run that side's forward under CPU bf16
 autocast (what `train.py --bf16 true` does).
 
     git worktree add /tmp/before <commit>
@@ -24,13 +24,18 @@ try:
     from training_msa.runtime import keep_freed_cpu_memory_for_reuse
     keep_freed_cpu_memory_for_reuse()
 except ImportError:
-    pass  # a checkout from before the tuning
+    pass  # a checkout without the tuning
 from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis
 torch.manual_seed(0)
 config = SemiIINConfig(text_feature_size=768, audio_feature_size=5, vision_feature_size=20, max_text_tokens=50,
                        max_audio_tokens=47, max_vision_tokens=100, attention_dropout=attention_dropout)
 model = SemiIINForSentimentAnalysis(config).train()
 model.validate_inputs = False
+try:
+    from training_msa.cpu_dropout import apply_cpu_word_dropout
+    apply_cpu_word_dropout(model)
+except ImportError:
+    pass  # a checkout whose model samples its CPU dropout itself (before #32)
 optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=1e-4)
 generator = torch.Generator().manual_seed(0)
 inputs = {}

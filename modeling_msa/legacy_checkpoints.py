@@ -2,9 +2,16 @@
 saved folder carries the code it was written with, and the model files hold no legacy handling.
 
 `enable_legacy_checkpoints` (applied by `modeling_msa/__init__.py`) lets a class's `from_pretrained`, and so the Auto
-classes, read an old folder: its weights are renamed on load (`key_mapping`) and `save_pretrained` then writes the
-current layout. Old configs get behaviour-preserving defaults in `SemiIINConfig.from_dict`.
+classes, read an old folder: its weights are renamed on load (`key_mapping`), MulT's fused `qkv_proj` is split into
+`q_proj`/`k_proj`/`v_proj`, and `save_pretrained` then writes the current layout. Old configs get
+behaviour-preserving defaults in `SemiIINConfig.from_dict`.
 """
+
+import re
+
+import torch
+from transformers.utils import cached_file
+from transformers.utils import logging as transformers_logging
 
 # Before the base/heads split every module sat at the top level.
 _FLAT_EMBEDDINGS = (r"(text_projection|audio_projection|vision_projection|modality_type_embeddings|special_tokens"
@@ -19,19 +26,76 @@ LEGACY_KEY_RENAMES = {
     "SemiIINForSentimentAnalysis": {rf"^{_FLAT_EMBEDDINGS}\.": r"semi_iin.embeddings.\1.",
                                     rf"^{_FLAT_BASE}\.": r"semi_iin.\1.", **_FEED_FORWARD},
 }
+_FUSED = ".attention.qkv_proj."  # MulT's [q; k; v] input projection, one Linear before issue #32
+
+
+def fused_qkv_tensors(name_or_path, **hub_kwargs) -> dict[str, torch.Tensor]:
+    """The fused `qkv_proj` tensors of a checkpoint (a folder or Hub id with one model.safetensors); {} for a current
+    or unreadable one, which `from_pretrained` then handles (and reports) as usual."""
+    from safetensors import safe_open
+
+    try:
+        path = cached_file(str(name_or_path), "model.safetensors", _raise_exceptions_for_missing_entries=False,
+                           **hub_kwargs)
+    except (OSError, ValueError):
+        return {}
+    if path is None:
+        return {}
+    with safe_open(path, "pt") as checkpoint:
+        return {key: checkpoint.get_tensor(key) for key in checkpoint.keys() if _FUSED in key}
+
+
+def split_fused_qkv(model, fused: dict[str, torch.Tensor], renames: dict[str, str]) -> set[str]:
+    """Copy each fused tensor's q, k and v rows into the model's `q_proj`/`k_proj`/`v_proj`; returns the names filled."""
+    parameters, prefix, filled = dict(model.named_parameters()), model.base_model_prefix + ".", set()
+    for key, tensor in fused.items():
+        for pattern, replacement in renames.items():
+            key = re.sub(pattern, replacement, key)
+        for name, rows in zip(("q_proj", "k_proj", "v_proj"), tensor.chunk(3)):
+            target = key.replace(_FUSED, f".attention.{name}.")
+            for candidate in (target, target.removeprefix(prefix), prefix + target):
+                if candidate in parameters:
+                    with torch.no_grad():
+                        parameters[candidate].copy_(rows)
+                    filled.add(candidate)
+                    break
+    return filled
 
 
 def enable_legacy_checkpoints(model_class: type) -> None:
-    """`model_class.from_pretrained` also reads the layouts of `LEGACY_KEY_RENAMES[model_class.__name__]`."""
+    """`model_class.from_pretrained` also reads the layouts of `LEGACY_KEY_RENAMES[model_class.__name__]` and a fused
+    `qkv_proj`."""
     load = model_class.from_pretrained.__func__
     if getattr(load, "reads_legacy_checkpoints", False):
         return
 
     def from_pretrained(cls, *args, **kwargs):
-        kwargs.setdefault("key_mapping", LEGACY_KEY_RENAMES[cls.__name__])
-        model = load(cls, *args, **kwargs)
-        model._weight_conversions = []  # transformers would save in the layout it read: save the current one
-        return model
+        renames = LEGACY_KEY_RENAMES[cls.__name__]
+        kwargs.setdefault("key_mapping", renames)
+        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
+        fused = fused_qkv_tensors(args[0], **hub_kwargs) if args else {}
+        if not fused:
+            model = load(cls, *args, **kwargs)
+        else:  # transformers would report the split tensors as unexpected and the q/k/v ones as missing
+            wanted_info = kwargs.pop("output_loading_info", False)
+            verbosity = transformers_logging.get_verbosity()
+            transformers_logging.set_verbosity_error()
+            try:
+                model, info = load(cls, *args, output_loading_info=True, **kwargs)
+            finally:
+                transformers_logging.set_verbosity(verbosity)
+            filled = split_fused_qkv(model, fused, renames)
+            info["missing_keys"] = set(info["missing_keys"]) - filled
+            info["unexpected_keys"] = {key for key in info["unexpected_keys"] if _FUSED not in key}
+            if info["missing_keys"] or info["unexpected_keys"]:
+                raise ValueError(f"{args[0]}: a checkpoint with a fused qkv_proj, but other weights do not fit the "
+                                 f"model (missing {sorted(info['missing_keys'])[:5]}, unexpected "
+                                 f"{sorted(info['unexpected_keys'])[:5]}).")
+            if wanted_info:
+                model._weight_conversions = []
+                return model, info
+        (model[0] if isinstance(model, tuple) else model)._weight_conversions = []  # save the current layout, not
+        return model  # the one transformers read
 
     from_pretrained.reads_legacy_checkpoints = True
     from_pretrained.__doc__ = load.__doc__

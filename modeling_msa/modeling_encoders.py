@@ -109,9 +109,9 @@ class FrozenEncodersMixin:
     @classmethod
     def from_pretrained(cls, *args, **kwargs):
         """Loading materialises new parameters (which require gradients): freeze again once they are in."""
-        model = super().from_pretrained(*args, **kwargs)
-        model._freeze_encoders_if_configured()
-        return model
+        loaded = super().from_pretrained(*args, **kwargs)  # (model, loading info) with output_loading_info=True
+        (loaded[0] if isinstance(loaded, tuple) else loaded)._freeze_encoders_if_configured()
+        return loaded
 
     def train(self, mode: bool = True):
         super().train(mode)

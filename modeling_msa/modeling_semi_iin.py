@@ -247,8 +247,8 @@ def eager_attention_forward(
 
 
 class SemiIINAttention(nn.Module):
-    """Multi-head attention (MulT's layout: one [q; k; v] input projection) through the attention function of
-    `config._attn_implementation` ("sdpa" by default, "eager", "flex_attention")."""
+    """Multi-head attention through the attention function of `config._attn_implementation` ("sdpa" by default,
+    "eager", "flex_attention"). Keys and values come from `key_value_states` when given."""
 
     def __init__(self, config: SemiIINConfig):
         super().__init__()
@@ -257,21 +257,21 @@ class SemiIINAttention(nn.Module):
         self.scaling = self.head_dim**-0.5
         self.dropout = config.attention_dropout
         self.is_causal = False
-        self.qkv_proj = nn.Linear(config.hidden_size, 3 * config.hidden_size)
+        self.q_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.k_proj = nn.Linear(config.hidden_size, config.hidden_size)
+        self.v_proj = nn.Linear(config.hidden_size, config.hidden_size)
         self.out_proj = nn.Linear(config.hidden_size, config.hidden_size)
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 key_value_states: torch.Tensor | None = None, **kwargs) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """key_value_states: where keys and values are projected from (default `hidden_states`)."""
         input_shape = hidden_states.shape[:-1]
-        query, key, value = self.qkv_proj(hidden_states).chunk(3, dim=-1)
-        if key_value_states is not None:
-            _, key, value = self.qkv_proj(key_value_states).chunk(3, dim=-1)
-        query, key, value = (states.view(*input_shape, -1, self.head_dim).transpose(1, 2)
-                             for states in (query, key, value))
-        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(
-            self.config._attn_implementation, eager_attention_forward
-        )
+        current_states = hidden_states if key_value_states is None else key_value_states
+        shape = (*input_shape, -1, self.head_dim)
+        query = self.q_proj(hidden_states).view(shape).transpose(1, 2)
+        key = self.k_proj(current_states).view(shape).transpose(1, 2)
+        value = self.v_proj(current_states).view(shape).transpose(1, 2)
+        attention_interface: Callable = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation,
+                                                                              eager_attention_forward)
         attn_output, attn_weights = attention_interface(
             self, query, key, value, attention_mask,
             dropout=self.dropout if self.training else 0.0, scaling=self.scaling, **kwargs,
@@ -335,8 +335,7 @@ class SemiIINEncoder(nn.Module):
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, output_attentions: bool = False,
                 output_hidden_states: bool = False) -> BaseModelOutput:
-        """hidden_states: [B, T, hidden] tokens; attention_mask: the branch's mask from `create_bidirectional_mask`;
-        positions: the [T, hidden] sinusoidal table "mult" adds in each application (None adds none)."""
+        """attention_mask: the branch's mask; positions: the [T, hidden] sinusoidal table "mult" adds (None: none)."""
         mult = self.config.encoder_style == "mult"
         all_hidden_states = () if output_hidden_states else None
         all_attentions = () if output_attentions else None
@@ -415,8 +414,8 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
                 init.normal_(module.weight, mean=0.0, std=self.config.initializer_range)
                 if getattr(module, "bias", None) is not None:
                     init.zeros_(module.bias)
-        elif isinstance(module, (nn.Linear, nn.Conv1d)) and module in self._mult_linears():  # MulT's Linear()
-            init.xavier_uniform_(module.weight)
+        elif isinstance(module, nn.Linear) and module in (gains := self._mult_xavier_gains()):  # MulT's layers
+            init.xavier_uniform_(module.weight, gain=gains[module])
             init.zeros_(module.bias)
         elif isinstance(module, (nn.Linear, nn.Conv1d)):  # PyTorch's default
             init.kaiming_uniform_(module.weight, a=math.sqrt(5))
@@ -430,12 +429,18 @@ class SemiIINPreTrainedModel(AutoMapMixin, PreTrainedModel):
             elif module in (embeddings.special_tokens, embeddings.token_position_embeddings):  # val/cls, pos_embed
                 init.trunc_normal_(module.weight, std=0.02, a=-2.0, b=2.0)  # timm's (absolute bounds)
 
-    # transformers initialises only the modules of remote code that hold parameters themselves (children first):
-    # the rules above are on those leaves, found by the types of their parents.
-    def _mult_linears(self) -> list[nn.Module]:
-        base = getattr(self, "semi_iin", self)
-        return [linear for name, part in base.named_children() if name != "encoders" for parent in part.modules()
-                if isinstance(parent, (SemiIINAttention, SemiIINFeedForward)) for linear in parent.children()]
+    def _mult_xavier_gains(self) -> dict[nn.Module, float]:
+        """MulT's Xavier-uniform layers (q/k/v: the bounds of its fused [3 * hidden, hidden] in_proj_weight), found by
+        their parents' types: transformers initialises only the leaves of remote code (those holding parameters)."""
+        gains, base, fused = {}, getattr(self, "semi_iin", self), math.sqrt(0.5)
+        for part in (part for name, part in base.named_children() if name != "encoders"):
+            for parent in part.modules():
+                if isinstance(parent, SemiIINAttention):
+                    gains.update({parent.q_proj: fused, parent.k_proj: fused, parent.v_proj: fused,
+                                  parent.out_proj: 1.0})
+                elif isinstance(parent, SemiIINFeedForward):
+                    gains.update({parent.intermediate_dense: 1.0, parent.output_dense: 1.0})
+        return gains
 
 
 class SemiIINModel(FrozenEncodersMixin, SemiIINPreTrainedModel):
@@ -486,13 +491,6 @@ class SemiIINModel(FrozenEncodersMixin, SemiIINPreTrainedModel):
             )
             for branch in BRANCHES[self.config.attention_mode]
         }
-
-    def sinusoidal_table(self, position_ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor | None:
-        """MulT's sinusoidal positions of the tokens' slots (position = slot + 1), shared by both branches; None when
-        the encoder adds none (`pre_ln`, or `sinusoidal_positions=False`)."""
-        if self.config.encoder_style != "mult" or not self.config.sinusoidal_positions:
-            return None
-        return sinusoidal_positions(position_ids + 1, self.config.hidden_size).to(dtype)
 
     @can_return_tuple
     def forward(
@@ -546,7 +544,9 @@ class SemiIINModel(FrozenEncodersMixin, SemiIINPreTrainedModel):
 
         tokens, sizes, position_ids = self.embeddings(features, lengths)
         branch_masks = self.branch_masks(tokens, sizes, token_lengths)
-        positions = self.sinusoidal_table(position_ids, tokens.dtype)
+        positions = None  # MulT's sinusoidal positions of the tokens' slots (slot + 1), shared by the branches
+        if config.encoder_style == "mult" and config.sinusoidal_positions:
+            positions = sinusoidal_positions(position_ids + 1, config.hidden_size).to(tokens.dtype)
         encoders = {"global": self.global_encoder} if config.attention_mode == "global" else {
             "intra": self.intra_encoder, "inter": self.inter_encoder}
         branches = [encoder(tokens, branch_masks[branch], positions, output_attentions, output_hidden_states)

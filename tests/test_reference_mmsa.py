@@ -16,11 +16,14 @@ from modeling_msa.modeling_semi_iin import (  # noqa: E402
 
 
 def copy_mult_weights(ours: SemiIINEncoder, reference) -> None:
-    """MMSA's parameter names -> ours (same layout: MMSA's in_proj is [q; k; v] rows, as our qkv_proj)."""
+    """MMSA's parameter names -> ours (MMSA's in_proj holds the [q; k; v] rows)."""
     with torch.no_grad():
         for layer, ref in zip(ours.layers, reference.layers):
-            layer.attention.qkv_proj.weight.copy_(ref.self_attn.in_proj_weight)
-            layer.attention.qkv_proj.bias.copy_(ref.self_attn.in_proj_bias)
+            attention = layer.attention
+            for projection, weight, bias in zip((attention.q_proj, attention.k_proj, attention.v_proj),
+                                                ref.self_attn.in_proj_weight.chunk(3), ref.self_attn.in_proj_bias.chunk(3)):
+                projection.weight.copy_(weight)
+                projection.bias.copy_(bias)
             layer.attention.out_proj.load_state_dict(ref.self_attn.out_proj.state_dict())
             layer.feed_forward.intermediate_dense.load_state_dict(ref.fc1.state_dict())
             layer.feed_forward.output_dense.load_state_dict(ref.fc2.state_dict())

@@ -191,9 +191,12 @@ def test_official_initialisation_and_global_ablation_follow_the_official_code():
     assert abs(embeddings.modality_type_embeddings.weight.std().item() - 0.05) < 0.01
     assert abs(embeddings.token_position_embeddings.weight.std().item() - 0.02) < 0.002
     attention = model.semi_iin.intra_encoder.layers[0].attention
-    bound = math.sqrt(6 / (64 + 3 * 64))  # Xavier-uniform of the [3d, d] in_proj
-    assert attention.qkv_proj.weight.abs().max() <= bound and attention.qkv_proj.weight.abs().max() > 0.9 * bound
-    assert not attention.qkv_proj.bias.any() and not model.semi_iin.intra_encoder.layers[0].feed_forward.intermediate_dense.bias.any()
+    bound = math.sqrt(6 / (64 + 3 * 64))  # Xavier-uniform of MulT's fused [3d, d] in_proj, over q, k and v
+    qkv = torch.cat([attention.q_proj.weight, attention.k_proj.weight, attention.v_proj.weight])
+    assert qkv.abs().max() <= bound and qkv.abs().max() > 0.9 * bound
+    out_bound = math.sqrt(6 / (64 + 64))  # Xavier-uniform of the [d, d] out_proj
+    assert 0.9 * out_bound < attention.out_proj.weight.abs().max() <= out_bound
+    assert not attention.v_proj.bias.any() and not model.semi_iin.intra_encoder.layers[0].feed_forward.intermediate_dense.bias.any()
     conv = embeddings.text_projection.convs[0]
     kaiming_bound = 1 / math.sqrt(conv.weight[0].numel())  # PyTorch's default: kaiming_uniform(a=sqrt(5))
     assert conv.weight.abs().max() <= kaiming_bound

@@ -135,3 +135,25 @@ def test_loads_a_real_pretrained_bert_family_encoder():
     torch.testing.assert_close(
         model.text_encoder.embeddings.word_embeddings.weight, reference.embeddings.word_embeddings.weight
     )
+
+
+def test_gradient_checkpointing_of_the_bundled_text_encoder_gives_the_same_gradients():
+    """`supports_gradient_checkpointing`: the BERT text encoder's layers recompute in backward; same gradients."""
+    import copy
+
+    torch.manual_seed(0)
+    model = SharedPrivateForSentimentAnalysis(
+        SharedPrivateConfig(text_config=TINY_BERT, audio_feature_size=6, vision_feature_size=5)).double().train()
+    checkpointed = copy.deepcopy(model)
+    getattr(checkpointed, "activation_checkpointing_enable", checkpointed.gradient_checkpointing_enable)()
+    assert all(layer.gradient_checkpointing for layer in checkpointed.text_encoder.encoder.layer)
+    batch = {k: v.double() if v.is_floating_point() else v for k, v in random_batch().items() if not k.startswith("text")}
+    batch["input_ids"] = torch.randint(1, 50, (3, 9), generator=torch.Generator().manual_seed(1))
+    grads = []
+    for candidate in (model, checkpointed):
+        torch.manual_seed(3)
+        candidate(**batch, labels=torch.tensor([1.0, -2.0, 0.5], dtype=torch.float64)).loss.backward()
+        grads.append({name: p.grad for name, p in candidate.named_parameters() if p.grad is not None})
+    assert grads[0].keys() == grads[1].keys() and any("text_encoder" in name for name in grads[0])
+    for name, gradient in grads[0].items():
+        torch.testing.assert_close(grads[1][name], gradient, rtol=1e-10, atol=1e-12, msg=name)

@@ -134,6 +134,8 @@ def test_every_recipe_parses_and_names_a_known_model(recipe):
     model_args, _, config_args, _, _, training_args = train.parse_arguments([str(ROOT / "configs" / recipe)])
     assert model_args.model in train.MODELS
     assert training_args.metric_for_best_model == "MAE" and training_args.greater_is_better is False
+    if model_args.model == "semi_iin":  # the official code's layer(x, x, x): q and k/v streams dropped apart
+        assert config_args.separate_key_value_dropout is True
 
 
 def test_train_script_self_training(tmp_path):

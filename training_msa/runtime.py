@@ -1,9 +1,7 @@
 """Process-level settings for training on CPU."""
 
-import ctypes
 import logging
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -50,51 +48,3 @@ def cpu_has_amx_bf16() -> bool:
         has_amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
     init_amx = getattr(torch.cpu, "_init_amx", None)  # asks Linux for the tile state (arch_prctl)
     return has_amx and (init_amx is None or bool(init_amx()))
-
-
-# glibc's mallopt parameter numbers (malloc.h), and the trim threshold that turns trimming off (mallopt(3))
-_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
-_NEVER_TRIM = -1
-
-
-def environment_without_allocator_choice(environment: dict[str, str] | None = None) -> dict[str, str]:
-    """`environment` (default: this process's) without the variables that choose a malloc or its settings:
-    LD_PRELOAD (jemalloc, tcmalloc, ...), MALLOC_* (MALLOC_MMAP_THRESHOLD_, MALLOC_ARENA_MAX, ...) and a
-    GLIBC_TUNABLES that sets a glibc.malloc tunable. Benchmarks and tests start their children with it."""
-    environment = os.environ if environment is None else environment
-    return {name: value for name, value in environment.items()
-            if not (name == "LD_PRELOAD" or name.startswith("MALLOC_")
-                    or name == "GLIBC_TUNABLES" and "glibc.malloc." in value)}
-
-
-def allocator_chosen_by_the_user(environment: dict[str, str] | None = None) -> bool:
-    """Whether `environment` (default: this process's) chooses a malloc or its settings (the variables
-    [`environment_without_allocator_choice`] drops)."""
-    environment = os.environ if environment is None else environment
-    return len(environment_without_allocator_choice(environment)) != len(environment)
-
-
-def keep_freed_cpu_memory_for_reuse() -> bool:
-    """glibc's malloc serves blocks above its mmap threshold (dynamic, 128 KiB to at most 32 MiB) with fresh
-    mappings and returns freed memory at the top of the heap beyond its trim threshold to the system, so a CPU
-    training step that allocates and frees the same activation tensors every step page-faults them in anew each
-    time: 20,000-40,000 page faults per step of the default job, about 300,000 at MMSA's MOSI/MOSEI shapes, whose
-    [32, 4, 500, 502] attention weights (128 MiB) are above any mmap threshold. Serving every block from the heap
-    (no mmap) and never trimming it keeps the memory a step used in the process for the next one, as PyTorch's GPU
-    caching allocator does. Against glibc's defaults: 30-120x fewer faults per step; at MOSI/MOSEI shapes a step
-    1.55-1.6x as fast (1.35x against serving only blocks up to 32 MiB from the heap) for a 10-25% higher peak
-    resident memory, flat over a run (`benchmarks/cpu_allocator.py`, benchmarks/RESULTS.md). The process keeps its
-    peak memory until it ends. Skipped on non-glibc systems, with an accelerator, and when the user chose an
-    allocator ([`allocator_chosen_by_the_user`]). Returns whether it applied."""
-    if not sys.platform.startswith("linux") or torch.accelerator.is_available():
-        return False
-    if allocator_chosen_by_the_user():
-        return False
-    try:
-        libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only (musl has no mallopt tuning)
-    except (OSError, AttributeError):
-        return False
-    applied = libc.mallopt(_M_MMAP_MAX, 0) == 1
-    applied &= libc.mallopt(_M_TRIM_THRESHOLD, _NEVER_TRIM) == 1
-    return applied

@@ -67,14 +67,6 @@ class MSATrainingArguments(TrainingArguments):
                           "another random stream; the saved model is unchanged). No effect on accelerators or with "
                           "--torch_compile."},
     )
-    tune_cpu_allocator: bool = field(
-        default=True,
-        metadata={"help": "Training on CPU under Linux/glibc: keep freed memory in the process for the next step "
-                          "instead of page-faulting it in anew (mallopt: no mmap, no trimming; against glibc's "
-                          "defaults 30-120x fewer page faults, a step 1.55-1.6x as fast at MOSI/MOSEI shapes, peak "
-                          "memory 10-25% higher). Skipped when LD_PRELOAD, a MALLOC_* variable or a glibc.malloc "
-                          "tunable is set."},
-    )
     cpu_amx_bf16: bool = field(
         default=False,
         metadata={"help": "Semi-IIN on a machine without an accelerator whose CPU has AMX bf16 units (Intel Xeon 4th "
