@@ -160,6 +160,7 @@ def build_parser(show_all: bool = False) -> HfArgumentParser:
         (ModelArguments, DataArguments, ModelConfigArguments, SyntheticArguments, SelfTrainingArguments,
          TrainScriptArguments),
         formatter_class=HelpFormatter,
+        allow_abbrev=False,  # `--num_train_epoch` is a typo, not `--num_train_epochs`
         usage="train.py [RECIPE.yaml] [--flag value ...]   (train.py --help_all: every flag)",
         description="Train an msa-hub model. Usage: train.py [RECIPE.yaml] [--flag value ...] (flags override the "
                     "recipe). With no arguments: Semi-IIN on the embedded synthetic dataset.",
@@ -190,10 +191,49 @@ def parse_arguments(argv: list[str]):
     if show_all:
         argv = [a for a in argv if a != HELP_ALL] + ["--help"]
     parser = build_parser(show_all)
+    recipe, recipe_flags = None, []
     if argv and argv[0].endswith((".yaml", ".yml", ".json")):
         # A recipe file, then flags that override it: `train.py configs/semi_iin.yaml --num_train_epochs 1`.
-        argv = recipe_arguments(Path(argv[0])) + argv[1:]
+        recipe, recipe_flags = argv[0], recipe_arguments(Path(argv[0]))
+        argv = recipe_flags + argv[1:]
+    _, unknown = parser.parse_known_args(args=argv)  # before any dataclass validates its values
+    if unknown:
+        refuse_unknown_flags(parser, unknown, recipe, recipe_flags)
     return parser.parse_args_into_dataclasses(args=argv)
+
+
+def refuse_unknown_flags(parser: argparse.ArgumentParser, unknown: list[str], recipe: str | None,
+                         recipe_flags: list[str]) -> None:
+    """Exit with status 2, the usage line and, for each unknown flag, the closest known one (and the recipe file the
+    flag came from)."""
+    import difflib
+
+    known = sorted({option for action in parser._actions for option in action.option_strings
+                    if option.startswith("--")})
+    problems = []
+    for flag in [item for item in unknown if item.startswith("-")] or unknown:
+        name = flag.split("=")[0]
+        where = f" (a key of {recipe})" if recipe and name in recipe_flags else ""
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        hint = f": did you mean {close[0]}?" if close else ""
+        problems.append(f"unknown argument {name}{where}{hint}")
+    parser.error("; ".join(problems))
+
+
+def recipe_loader():
+    """YAML's safe loader with YAML 1.2's booleans: only true/false; `no`, `off`, `yes`, `on` stay the strings the user
+    wrote (`save_strategy: no` is the choice "no", not False)."""
+    import re
+
+    import yaml
+
+    class RecipeLoader(yaml.SafeLoader):
+        yaml_implicit_resolvers = {first: [(tag, regex) for tag, regex in resolvers if tag != "tag:yaml.org,2002:bool"]
+                                   for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+    RecipeLoader.add_implicit_resolver("tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                       list("tTfF"))
+    return RecipeLoader
 
 
 def recipe_arguments(path: Path) -> list[str]:
@@ -202,10 +242,11 @@ def recipe_arguments(path: Path) -> list[str]:
 
     import yaml
 
+    RecipeLoader = recipe_loader()
     if not path.is_file():
         raise SystemExit(f"{path} does not exist (a recipe, e.g. configs/semi_iin.yaml).")
     try:
-        values = json.loads(path.read_text()) if path.suffix == ".json" else yaml.safe_load(path.read_text())
+        values = json.loads(path.read_text()) if path.suffix == ".json" else yaml.load(path.read_text(), RecipeLoader)
     except (ValueError, yaml.YAMLError) as error:
         raise SystemExit(f"{path} is not a readable recipe ({error}).") from None
     if not isinstance(values, dict):

@@ -118,6 +118,36 @@ def test_compact_help_states_true_defaults_and_choices(capsys):
     assert "--dataloader_drop_last" in everything and "--dataloader_drop_last" not in compact
 
 
+@pytest.mark.parametrize("argv, expected", [
+    (["--num_train_epoks", "1"], "unknown argument --num_train_epoks: did you mean --num_train_epochs?"),
+    (["--num_train_epoch", "1"], "unknown argument --num_train_epoch: did you mean --num_train_epochs?"),  # no prefix
+    (["--hiden_size=8"], "unknown argument --hiden_size: did you mean --hidden_size?"),
+])
+def test_an_unknown_flag_exits_2_with_usage_and_the_closest_flag(argv, expected, capsys):
+    train = train_script()
+    with pytest.raises(SystemExit) as raised:
+        train.parse_arguments(argv)
+    error = capsys.readouterr().err
+    assert raised.value.code == 2 and error.startswith("usage: train.py") and expected in error
+
+
+def test_a_recipe_typo_names_the_recipe_and_yaml_no_stays_a_string(tmp_path, capsys):
+    train = train_script()
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model: semi_iin\nsave_strategy: no\nnum_train_epoks: 2\n")
+    with pytest.raises(SystemExit) as raised:
+        train.parse_arguments([str(recipe)])
+    error = capsys.readouterr().err
+    assert raised.value.code == 2
+    assert f"unknown argument --num_train_epoks (a key of {recipe}): did you mean --num_train_epochs?" in error
+    recipe.write_text("model: semi_iin\nsave_strategy: no\nload_best_model_at_end: false\nreport_to: none\n"
+                      "bf16: no\nfusion: gate\n")  # YAML 1.1 reads `no` as False: the choice "no" became "false"
+    training_args = train.parse_arguments([str(recipe)])[-1]
+    assert training_args.save_strategy == "no" and training_args.load_best_model_at_end is False
+    recipe.write_text("model: semi_iin\nbf16: false\nfusion: concat\n")
+    assert train.parse_arguments([str(recipe)])[2].fusion == "concat"
+
+
 def test_help_imports_no_trainer_demo_or_media_stack():
     heavy = "['transformers.trainer', 'gradio', 'av', 'matplotlib', 'sklearn', 'datasets']"
     # what transformers' own TrainingArguments loads (5.17: peft -> AutoModel -> generation utils -> sklearn) is theirs

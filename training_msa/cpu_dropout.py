@@ -220,9 +220,9 @@ def fusion_modules(model: nn.Module) -> list[nn.Module]:
 
 
 def apply_cpu_word_dropout(model: nn.Module) -> bool:
-    """Put the word-dropout modules and attention function into a Semi-IIN's fusion part (its bundled encoders and
-    any other model are left alone: returns False). The weights, the saved config and the model's code are
-    unchanged."""
+    """Put the word-dropout modules and attention function into a Semi-IIN's fusion part; its bundled encoders are
+    left alone. Returns False (and changes nothing) for any other model. The weights, the saved config and the
+    model's code are unchanged."""
     if getattr(model.config, "model_type", None) != "semi_iin":
         return False
     for parent in fusion_modules(model):
