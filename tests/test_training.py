@@ -138,6 +138,43 @@ def test_every_recipe_parses_and_names_a_known_model(recipe):
         assert config_args.separate_key_value_dropout is True
 
 
+RECIPE_CITATIONS = {  # a comment's words -> the resolved TrainingArguments field(s) they give
+    r"\bbatch (\d+)": ("per_device_train_batch_size",),
+    r"(?<!stop )\b(\d+) epochs": ("num_train_epochs",),
+    r"\bearly stop (\d+) epochs": ("early_stopping_patience",),
+    r"\bAdam lr ([0-9.e-]+)": ("learning_rate",),
+    r"\blr (?:text|BERT)/audio/vision/other ([0-9.e-]+)/([0-9.e-]+)/([0-9.e-]+)/([0-9.e-]+)":
+        ("text_encoder_learning_rate", "audio_learning_rate", "vision_learning_rate", "learning_rate"),
+    r"\bweight decay ([0-9.e-]+)(?![0-9./])": ("weight_decay",),
+    r"\b(\d+)-batch gradient accumulation|update_epochs=(\d+)": ("gradient_accumulation_steps",),
+}
+EXTERNAL_CITATIONS = {"config_regression.json", "code/model.py"}  # MMSA 2.2.1's and flow-ljh/Semi-IIN's files
+
+
+@pytest.mark.parametrize("recipe", sorted(p.name for p in (ROOT / "configs").glob("*.yaml")))
+def test_every_recipe_trains_as_its_comment_says(recipe):
+    """Each recipe's resolved TrainingArguments hold the values its comment cites; every recipe is a paper's or
+    MMSA's, so constant LR, no clipping and Adam with L2 weight decay; its comments cite only files of this project,
+    MMSA's or the official code's."""
+    import re
+
+    text = (ROOT / "configs" / recipe).read_text()
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    training_args = train_script().parse_arguments([str(ROOT / "configs" / recipe)])[-1]
+    assert training_args.lr_scheduler_type == "constant" and training_args.max_grad_norm == 0
+    assert training_args.adam_l2_weight_decay is True
+    cited = 0
+    for pattern, fields in RECIPE_CITATIONS.items():
+        for match in re.finditer(pattern, comment):
+            values = [float(value) for value in match.groups() if value is not None]
+            for field_name, value in zip(fields, values):
+                assert getattr(training_args, field_name) == pytest.approx(value), (recipe, field_name, match[0])
+                cited += 1
+    assert cited >= 3, (recipe, comment)
+    for name in re.findall(r"[\w./-]+\.(?:md|py|json|yaml|csv)\b", comment):
+        assert name in EXTERNAL_CITATIONS or (ROOT / name).exists(), (recipe, name)
+
+
 def test_train_script_self_training(tmp_path):
     flags = [f"--synthetic_{k} {v}" for k, v in {**TINY_DATA, "num_unlabeled": 40}.items()]
     argv = " ".join(flags).split() + [
