@@ -65,6 +65,8 @@ EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
 ModelConfigArguments = config_arguments(
     (SemiIINConfig, SharedPrivateConfig), "ModelConfigArguments", skip=DATA_DERIVED,
     labels={SemiIINConfig: "semi_iin", SharedPrivateConfig: "shared_private"}, choices=CONFIG_CHOICES,
+    defaults={f"max_{name}_tokens": "sized from the data (its longest sample after the projections)"
+              for name in ("audio", "text", "vision")},
     group="Model hyper-parameters (unset: the model's own default, shown per model; self_mm = shared_private "
           "without alignment, tanh-weighted unimodal losses)",
 )

@@ -26,7 +26,19 @@ _WORDS = {
 
 @dataclass
 class SyntheticMSAConfig:
-    """Sizes and shapes of the synthetic dataset (defaults: CMU-MOSI unaligned shapes)."""
+    """Sizes and shapes of the synthetic dataset (defaults: CMU-MOSI unaligned shapes).
+
+    Args:
+        num_train / num_validation / num_test: Labelled samples per split.
+        num_unlabeled: Unlabelled samples (the self-training pool).
+        text_length / audio_length / vision_length: Frames of the longest sample per modality.
+        text_dim / audio_dim / vision_dim: Feature width per modality.
+        min_length_fraction: The shortest sample's frames as a fraction of the longest (lengths are uniform between).
+        signal: Weight of the planted sentiment direction in each frame.
+        noise: Standard deviation of the per-frame Gaussian noise.
+        label_noise: Standard deviation of the noise added to each label before clipping to [-3, 3].
+        seed: Seed of the generator.
+    """
 
     num_train: int = 1000
     num_validation: int = 200

@@ -65,14 +65,14 @@ class SemiIINConfig(PreTrainedConfig):
         audio_kernel_sizes / audio_strides / audio_paddings: The stacked audio Conv1d (default x8 downsampling).
         max_audio_tokens / max_text_tokens / max_vision_tokens:
             Learned position slots per modality (after audio downsampling). Longer inputs are rejected.
-        attention_mode: "intra_inter" (IntraMA + InterMA branches) or "global" (one unmasked branch, the
-            ablation baseline).
+        attention_mode: "intra_inter" (IntraMA + InterMA branches) or "global" (one unmasked branch, the ablation).
         fusion: How the two branches are mixed at val/cls: "gate" (paper), "add", "concat" or "dot".
         head_hidden_size: Output width of the shared MLP before the two heads.
         num_emotion_classes: Classes of the sentiment-class head (7 for [-3, 3] intensities).
         regression_loss_weight: lambda_1 of `lambda_1 * MSE + (1 - lambda_1) * CE` on labelled samples.
         pseudo_label_loss_weight: lambda_2 of the CE term on pseudo-labelled samples (self-training).
-        initializer_range: Std of the normal initialisation of linear/embedding weights.
+        initializer_range: Std of the "normal" initialisation.
+        layer_norm_eps: Epsilon of every LayerNorm.
         text_config / audio_config / vision_config: Optional bundled encoders (sub-configs with a `model_type`):
             a RoBERTa/BERT-family text encoder (fed `input_ids`), a HuBERT/wav2vec2-family audio encoder (fed
             16 kHz `input_values`) and a per-frame image encoder (fed `pixel_values` [B, F, C, H, W]; the

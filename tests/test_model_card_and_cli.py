@@ -104,17 +104,20 @@ def test_compact_help_states_true_defaults_and_choices(capsys):
     with pytest.raises(SystemExit):
         train.parse_arguments(["--help_all"])
     everything = capsys.readouterr().out
-    assert len(compact.splitlines()) < 400 < len(everything.splitlines())
+    assert len(compact.splitlines()) < 500 < len(everything.splitlines())  # every flag described, in 80 columns
     assert "--fusion {gate,add,concat,dot}" in compact and "--model {self_mm,semi_iin,shared_private}" in compact
     assert "--attention_mode {intra_inter,global}" in compact
-    assert "default semi_iin: 128" in compact and "default 100" in compact  # hidden size; the job's vision frames
+    assert "Default semi_iin: 128" in compact and "Default 100" in compact  # hidden size; the job's vision frames
     entries = compact.split("\n  --")[1:]
-    for entry in entries:  # every flag has a help text, and model flags never claim "(default: None)"
+    for entry in entries:  # every flag has a one-line description, and model flags never claim "(default: None)"
         flag, _, text = entry.partition("\n")
         assert text.strip() or "  " in flag.strip(), f"--{flag} has no help"
+        assert not text.strip().startswith(("Default", "(default")), f"--{flag} has a default but no description"
         if "default semi_iin" in text or "default shared_private" in text:
             assert "(default: None)" not in text, flag
     assert "--learning-rate" not in compact and "--no_" not in compact  # each flag once
+    max_vision = next(entry for entry in entries if entry.startswith("max_vision_tokens"))
+    assert "Learned position slots" in max_vision and "sized from the data" in " ".join(max_vision.split())
     assert "--dataloader_drop_last" in everything and "--dataloader_drop_last" not in compact
 
 

@@ -24,6 +24,38 @@ def own_fields(config_class: type) -> list[dataclasses.Field]:
     return [f for f in dataclasses.fields(config_class) if f.name not in base]
 
 
+def field_descriptions(config_class: type, limit: int = 110) -> dict[str, str]:
+    """A one-line description per own field, the first sentence of its entry in the class docstring's `Args:`
+    section (entries `name: text`, `a / b: text`, `post_*_dropout: text`; continuation lines indented deeper)."""
+    import fnmatch
+    import inspect
+    import re
+
+    entries, current, in_args = [], None, False
+    for line in (inspect.getdoc(config_class) or "").splitlines():
+        if line.strip() == "Args:":
+            in_args = True
+        elif in_args and (match := re.match(r"^ {4}(\S[^:]*?):\s*(.*)$", line)):
+            current = [match[1], match[2]]
+            entries.append(current)
+        elif in_args and current is not None and line.strip():
+            current[1] += " " + line.strip()
+    names, descriptions = [f.name for f in own_fields(config_class)], {}
+    for keys, text in entries:
+        sentence, depth = text.strip(), 0
+        for index, character in enumerate(sentence):  # up to the first "." or ";" outside parentheses
+            depth += (character == "(") - (character == ")")
+            if depth == 0 and character in ".;" and sentence[index + 1:index + 2] in (" ", ""):
+                sentence = sentence[:index]
+                break
+        if len(sentence) > limit:
+            sentence = sentence[:limit].rsplit(" ", 1)[0] + " ..."
+        for pattern in re.split(r"\s*/\s*|,\s*", keys):
+            for name in fnmatch.filter(names, pattern.strip()):
+                descriptions.setdefault(name, sentence)
+    return descriptions
+
+
 def config_arguments(
     config_classes: tuple[type, ...],
     name: str,
@@ -35,12 +67,14 @@ def config_arguments(
     group: str | None = None,
 ) -> type:
     """A dataclass with one optional flag (default None = keep the config's default) per own field of each
-    config class; a field shared by several classes is one flag. Its help names the real default of each class
+    config class; a field shared by several classes is one flag. Its help is the field's description
+    ([`field_descriptions`]) and the real default of each class
     (`labels` name them, `defaults` replace a class default where the script uses another one), `choices` lists
     allowed values, and `group` is the `--help` section (HfArgumentParser's `_argument_group_name`)."""
-    specs, helps = {}, {}
+    specs, helps, descriptions = {}, {}, {}
     for config_class in config_classes:
         label = (labels or {}).get(config_class, config_class.__name__)
+        descriptions = {**field_descriptions(config_class), **descriptions}
         for config_field in own_fields(config_class):
             if config_field.name in skip:
                 continue
@@ -51,7 +85,9 @@ def config_arguments(
             specs.setdefault(config_field.name, _flag_type(config_field.type) | None)
     fields = []
     for field_name, flag_type in specs.items():
-        metadata = {"help": "default " + "; ".join(helps[field_name])}
+        description = descriptions.get(field_name, "")
+        description += " " if description.endswith("...") else ". " if description else ""
+        metadata = {"help": description + "Default " + "; ".join(helps[field_name])}
         if field_name in (choices or {}):
             metadata["choices"] = list(choices[field_name])
         fields.append((prefix + field_name, flag_type, dataclasses.field(default=None, metadata=metadata)))
