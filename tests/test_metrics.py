@@ -78,7 +78,7 @@ def test_constant_predictions_give_nan_corr_with_a_reason(caplog):
 
     from training_msa.metrics import compute_msa_metrics
 
-    with caplog.at_level("WARNING", logger="training_msa.metrics"):
+    with caplog.at_level("WARNING", logger="training_msa.msa_metrics.msa_metrics"):
         metrics = compute_msa_metrics([0.3, 0.3, 0.3], [1.0, -1.0, 2.0])
     assert math.isnan(metrics["Corr"]) and "the predictions are constant (all 0.3) over 3 samples" in caplog.text
 
@@ -90,3 +90,30 @@ def test_no_pin_memory_warning_without_an_accelerator(tmp_path):
 
     args = MSATrainingArguments(output_dir=str(tmp_path))
     assert args.dataloader_pin_memory is torch.accelerator.is_available()
+
+
+@pytest.mark.parametrize("profile", ["mosi", "sims"])
+def test_the_evaluate_module_loads_offline_and_equals_compute_msa_metrics(profile, monkeypatch):
+    """`evaluate.load` of the folder (what could be pushed as a metric Space), offline: the same numbers as the
+    trainer's `compute_msa_metrics`, on labels with exact zeros and bin edges; the model-index types cover them."""
+    import math
+
+    import evaluate
+    import numpy as np
+
+    from training_msa.metrics import METRIC_MODULE, MODEL_INDEX_TYPES, compute_msa_metrics
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    bound = 1.0 if profile == "sims" else 3.0
+    rng = np.random.default_rng(0)
+    references = np.round(rng.uniform(-bound, bound, 64) * 10) / 10  # exact zeros and edges among them
+    predictions = references + rng.normal(0, 0.4 * bound, 64)
+    metric = evaluate.load(str(METRIC_MODULE), profile)
+    got = metric.compute(predictions=predictions, references=references)
+    expected = compute_msa_metrics(predictions, references, profile)
+    assert got.keys() == expected.keys() and set(got) <= set(MODEL_INDEX_TYPES)
+    for name, value in expected.items():
+        assert math.isclose(got[name], value, rel_tol=1e-12, abs_tol=1e-12), name
+    with pytest.raises(ValueError, match="expected one of"):
+        evaluate.load(str(METRIC_MODULE), "iemocap")

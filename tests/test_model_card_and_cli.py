@@ -43,6 +43,9 @@ def test_card_of_an_evaluated_model_has_the_metadata_the_hub_reads(tmp_path):
     assert {"multimodal-sentiment-analysis", "custom_code", "shared-private"} <= set(data["tags"])
     _, results = model_index_to_eval_results(data["model-index"])
     assert {(r.metric_name, r.metric_value) for r in results} == {("MAE", 0.71), ("Corr", 0.8)}  # no "epoch"
+    # the Hub's metric ids, and the configuration of the evaluate module training_msa/msa_metrics
+    assert {(r.metric_name, r.metric_type, r.metric_config) for r in results} == {
+        ("MAE", "mae", "mosi"), ("Corr", "pearsonr", "mosi")}
     assert "| MAE | 0.7100 |" in card.text
     assert CITATIONS["shared_private"] in card.text and CITATIONS["self_mm"] in card.text
     assert "## Limitations" in card.text and "CMU-MOSI is distributed under its own terms" in card.text

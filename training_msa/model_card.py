@@ -7,6 +7,8 @@ from pathlib import Path
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from .msa_metrics.msa_metrics import MODEL_INDEX_TYPES
+
 LICENSE = "apache-2.0"  # the project's license; the data a model was trained on may add its own terms (see card)
 # Corpus names as the community cites them (none of the CMU/SIMS corpora is an official Hub dataset repository).
 DATASET_NAMES = {"mosi": "CMU-MOSI", "mosei": "CMU-MOSEI", "sims": "CH-SIMS", "ami": "AMI Meeting Corpus"}
@@ -201,8 +203,9 @@ def write_model_card(
                 dataset_type=dataset_name,
                 dataset_name=known_dataset or dataset_name,
                 dataset_split="test",
-                metric_type=name.lower(),
+                metric_type=MODEL_INDEX_TYPES.get(name, name.lower()),  # the Hub's metric ids: accuracy, f1, mae, ...
                 metric_name=name,
+                metric_config=metrics_profile,  # the configuration of the `evaluate` module training_msa/msa_metrics
                 metric_value=round(value, 6),
             )
             for name, value in finite.items()
