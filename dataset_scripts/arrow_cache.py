@@ -3,12 +3,13 @@
 import hashlib
 import itertools
 import shutil
-import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from datasets import Dataset, DatasetDict, Features, config, load_from_disk
+
+from .atomic_write import staging_folder
 
 _SOURCES: dict[str, Iterator[dict]] = {}
 
@@ -60,7 +61,7 @@ def cached_dataset_dict(
     if (target / "dataset_dict.json").exists():
         return load_from_disk(str(target))
     root.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{fingerprint}.", dir=root))
+    staging = staging_folder(root, prefix=f".{fingerprint}.")
     try:
         schema = features()
         built = DatasetDict({split: _split(iter(examples(split)), schema, split, staging, fingerprint) for split in splits})

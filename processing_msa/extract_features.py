@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +30,7 @@ from datasets import Array2D, Dataset, DatasetDict, Features, Value, concatenate
 from transformers import AutoModel, AutoProcessor
 
 from dataset_scripts import load_msa_dataset
-from dataset_scripts.atomic_write import atomic_path
+from dataset_scripts.atomic_write import atomic_path, staging_folder
 from modeling_msa.modeling_encoders import encode_raw_inputs
 from modeling_msa.msa_utils import MODALITIES
 
@@ -238,7 +237,7 @@ def _assemble(output: Path, shards: Path, features: Features) -> DatasetDict:
             logger.warning("%s: %d duplicate clip(s) dropped", name, len(split) - len(first))
             split = split.select(sorted(first.values()))
         result[name] = split
-    staging = Path(tempfile.mkdtemp(prefix=".dataset.", dir=output))
+    staging = staging_folder(output, prefix=".dataset.")
     try:
         result.save_to_disk(staging)
         target = output / "dataset"

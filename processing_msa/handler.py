@@ -40,6 +40,8 @@ class EndpointHandler:
     def __call__(self, data: Any) -> dict[str, Any]:
         try:
             video, text = self._parse(data)
+            if text is None:  # as the pipeline: a transcript must be given ("" runs the model without words)
+                raise RequestError(f'parameters.text is missing: the transcript ("" for none); {EXPECTED}.')
         except RequestError as error:
             return {"error": str(error)}
         if isinstance(video, str):  # a path or URL the deployment allowed
@@ -52,7 +54,7 @@ class EndpointHandler:
             result = {"error": result["error"].replace(handle.name, "<uploaded video>")}
         return result
 
-    def _parse(self, data: Any) -> tuple[bytes | str, str]:
+    def _parse(self, data: Any) -> tuple[bytes | str, str | None]:
         if not isinstance(data, dict):
             raise RequestError(f"the request is a {type(data).__name__}; {EXPECTED}.")
         parameters = data.get("parameters")
@@ -60,8 +62,8 @@ class EndpointHandler:
             parameters = {}
         if not isinstance(parameters, dict):
             raise RequestError(f"parameters must be an object, got {type(parameters).__name__}; {EXPECTED}.")
-        text = parameters.get("text", data.get("text", ""))
-        if not isinstance(text, str):
+        text = parameters.get("text", data.get("text"))
+        if text is not None and not isinstance(text, str):
             raise RequestError(f"parameters.text must be a string (the transcript), got {type(text).__name__}.")
         inputs = data.get("inputs", data.get("video"))
         if isinstance(inputs, str):

@@ -38,6 +38,9 @@ def test_card_of_an_evaluated_model_has_the_metadata_the_hub_reads(tmp_path):
                             dataset_name="mosi", metrics_profile="mosi",
                             command=f"accelerate launch train.py --data_dir {tmp_path}/MOSI --output_dir={tmp_path}/o")
     card, data = load_card(folder)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert folder.stat().st_mode & 0o777 == 0o777 & ~umask  # a mkdir's permissions, not mkdtemp's 0700
     assert data["library_name"] == "transformers" and data["license"] == "apache-2.0"
     assert data["pipeline_tag"] == "other" and data["datasets"] == ["CMU-MOSI"]
     assert {"multimodal-sentiment-analysis", "custom_code", "shared-private"} <= set(data["tags"])

@@ -292,6 +292,7 @@ def test_handler_never_opens_server_paths_unless_allowed(sentiment_pipeline, cli
         ({"inputs": 12}, "inputs must be video bytes or a base64-encoded video, got int"),
         ({"inputs": ""}, "inputs is empty"),
         ({"parameters": {"text": "hi"}}, "got NoneType"),
+        ({"inputs": base64.b64encode(b"....").decode()}, "parameters.text is missing"),  # as the pipeline refuses
     ],
 )
 def test_handler_answers_bad_requests_with_an_error(sentiment_pipeline, request_body, message):
@@ -307,5 +308,6 @@ def test_handler_payload_limit_and_uploaded_video(sentiment_pipeline, clips):
     handler = served(sentiment_pipeline)
     data_url = "data:video/mp4;base64," + base64.b64encode(video).decode()
     assert "score" in handler({"inputs": data_url, "parameters": {"text": "fine"}})
-    corrupt = handler({"inputs": clips["corrupt"].read_bytes()})
+    assert "score" in handler({"inputs": data_url, "parameters": {"text": ""}})  # no words: allowed, as the pipeline
+    corrupt = handler({"inputs": clips["corrupt"].read_bytes(), "parameters": {"text": "fine"}})
     assert "<uploaded video>" in corrupt["error"] and "/tmp" not in corrupt["error"]

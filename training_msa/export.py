@@ -2,12 +2,13 @@
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 
 from transformers import PreTrainedModel
 
 from modeling_msa.msa_utils import MODALITIES
+
+from dataset_scripts.atomic_write import staging_folder
 
 from .model_card import portable_path, write_model_card
 
@@ -69,7 +70,7 @@ def save_hub_ready(
     (example clips + `examples.json`, for the demo) is copied to `examples/`."""
     target = Path(save_directory)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    staging = staging_folder(target.parent, prefix=f".{target.name}.")
     try:
         if processor is None:
             model.save_pretrained(staging, safe_serialization=True)
