@@ -100,6 +100,9 @@ class DataArguments:
     dataset_setting: str = field(default="unaligned", metadata={"help": "MMSA pickle setting.",
                                                                 "choices": ["aligned", "unaligned"]})
     dataset_cache_dir: str | None = field(default=None, metadata={"help": "Cache of the `datasets` Arrow files."})
+    data_description: str | None = field(
+        default=None, metadata={"help": "A sentence about the training data for the model card (e.g. how it was "
+                                        "made), after the dataset's name."})
     examples_dir: str | None = field(
         default=None, metadata={"help": "Example clips (examples.json + videos) bundled into the published folder "
                                         "for the demo."},
@@ -340,7 +343,7 @@ def publish(model, metrics, data_args, model_args, training_args, argv, plots=()
         metrics_profile=training_args.metrics_profile, command="accelerate launch train.py " + shlex.join(argv),
         extra_files={"training_args.json": training_args.to_json_string()},
         processor=saved_processor(model, model_args), plots=list(plots), examples_dir=data_args.examples_dir,
-        model_name=Path(training_args.output_dir).resolve().name,
+        model_name=Path(training_args.output_dir).resolve().name, data_description=data_args.data_description,
     )
     print(f"\nHub-ready model folder: {folder}")
 

@@ -32,3 +32,24 @@ def run_isolated(script: str, workdir: Path) -> dict:
     )
     assert result.returncode == 0, f"isolated run failed:\n{result.stdout}\n{result.stderr}"
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def card_snippets(folder: Path) -> list[str]:
+    """The ```python blocks of a folder's model card, in order."""
+    import re
+
+    return re.findall(r"```python\n(.*?)```", (Path(folder) / "README.md").read_text(), flags=re.DOTALL)
+
+
+def run_card_snippets(folder: Path, workdir: Path) -> dict:
+    """Every python block of the card, as written, in a fresh interpreter in the folder (msa-hub not importable):
+    their last expressions' types and the model's logits."""
+    snippets = card_snippets(folder)
+    assert snippets, f"{folder}/README.md has no python snippet"
+    script = "import json, os\nos.chdir(" + repr(str(folder)) + ")\n" + "\n".join(snippets) + textwrap.dedent("""
+        result = {"names": sorted(k for k in globals() if not k.startswith("_"))}
+        if "intensity" in globals():
+            result["intensity"] = intensity.tolist()
+        print(json.dumps(result))
+        """)
+    return run_isolated(script, workdir)

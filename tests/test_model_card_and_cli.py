@@ -56,6 +56,24 @@ def test_card_of_an_evaluated_model_has_the_metadata_the_hub_reads(tmp_path):
     assert "--data_dir '<MOSI>' '--output_dir=<o>'" in card.text
 
 
+@pytest.mark.parametrize("name", ["semi_iin", "shared_private"])
+def test_every_card_snippet_runs_as_written_in_its_folder(name, tmp_path):
+    """The card's code, copied as it is, runs in the folder without msa-hub installed: real feature sizes, frame
+    counts that fit the model, and a sentence on where the features come from."""
+    from remote_code import run_card_snippets
+
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = SemiIINForSentimentAnalysis(tiny_semi_iin_config()) if name == "semi_iin" else \
+        SharedPrivateForSentimentAnalysis(SharedPrivateConfig(text_input="features", text_feature_size=12,
+                                                              audio_feature_size=6, vision_feature_size=5))
+    folder = save_hub_ready(model, tmp_path / name, dataset_name="synthetic", metrics_profile="synthetic")
+    result = run_card_snippets(folder, tmp_path)
+    assert len(result["intensity"]) == 1 and {"model", "outputs"} <= set(result["names"])
+    card = (folder / "README.md").read_text()
+    assert "text 12-d, audio 6-d, vision 5-d frame features" in card and "synthetic dataset" in card
+
+
 def test_card_of_an_unevaluated_model_says_so_instead_of_an_empty_table(tmp_path):
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
     folder = save_hub_ready(model, tmp_path / "semi", dataset_name="synthetic", not_evaluated_reason="saved by a test")

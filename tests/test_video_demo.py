@@ -69,3 +69,14 @@ def test_the_pipeline_follows_the_planted_sentiment(video_default):
     timeline = pipe(str(folder / "examples" / "getting-better.mp4"), text=examples["getting-better.mp4"],
                     window_seconds=3.0)["timeline"]
     assert timeline[-1]["score"] > timeline[0]["score"] + 1.0  # the clip gets better over its 12 s
+
+
+def test_the_cards_snippets_run_as_written_and_it_says_what_is_random_frozen_and_generated(video_default, tmp_path):
+    from remote_code import run_card_snippets
+
+    folder = video_default[0] / "model"
+    result = run_card_snippets(folder, tmp_path)  # the pipeline on an example clip, then the model on features
+    assert {"pipe", "model"} <= set(result["names"]) and len(result["intensity"]) == 1
+    card = " ".join((folder / "README.md").read_text().split())
+    assert f"pretrained {video_demo.MINILM_HUB_ID}" in card and "built from its config with random weights" in card
+    assert "frozen during training" in card and "generated clips" in card

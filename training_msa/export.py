@@ -61,6 +61,7 @@ def save_hub_ready(
     examples_dir: str | Path | None = None,
     not_evaluated_reason: str | None = None,
     model_name: str | None = None,
+    data_description: str | None = None,
 ) -> Path:
     """Write the folder next to `save_directory`, then move it in place: a crash never leaves a half folder.
 
@@ -102,6 +103,7 @@ def save_hub_ready(
             with_examples=examples_dir is not None,
             with_training_args="training_args.json" in (extra_files or {}),
             not_evaluated_reason=not_evaluated_reason,
+            data_description=data_description,
         )
         if metrics:
             (staging / "test_results.json").write_text(json.dumps(metrics, indent=2, sort_keys=True))

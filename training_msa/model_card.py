@@ -1,5 +1,6 @@
 """Model cards (README.md: Hub metadata, usage, metrics, pictures, limitations, citations) for msa-hub folders."""
 
+import json
 import os
 import re
 import shlex
@@ -59,8 +60,9 @@ TEMPLATE = """---
 ```python
 from transformers import pipeline
 
-pipe = pipeline("multimodal-sentiment-analysis", model="{{ repo_hint }}", trust_remote_code=True)
-pipe("clip.mp4", text="the transcript of the clip", explain=True, window_seconds=4)
+repo = "."  # this folder; once pushed to the Hub, its id ("{{ repo_hint }}")
+pipe = pipeline("multimodal-sentiment-analysis", model=repo, trust_remote_code=True)
+pipe("{{ example_video }}", text={{ example_text }}, explain=True, window_seconds=4)
 # {"score": 1.2, "label": "positive", "emotion": "weakly positive", "emotion_scores": {...}, "gate_values": {...},
 #  "modality_contributions": {"text": ..., "audio": ..., "vision": ...}, "timeline": [{"start": 0.0, ...}, ...]}
 ```
@@ -74,10 +76,14 @@ Demo: `python -m processing_msa.demo {{ repo_hint }}` (msa-hub). Lower level:
 import torch
 from transformers import AutoModelForSequenceClassification
 
-model = AutoModelForSequenceClassification.from_pretrained("{{ repo_hint }}", trust_remote_code=True).eval()
-outputs = model(text_features=..., audio_features=..., vision_features=...)  # [B, frames, dim] each
+repo = "."  # this folder; once pushed to the Hub, its id ("{{ repo_hint }}")
+model = AutoModelForSequenceClassification.from_pretrained(repo, trust_remote_code=True).eval()
+# frame features [batch, frames, dim] (random here); masks *_attention_mask: 1 = real frame, 0 = padding
+outputs = model({{ feature_inputs }})
 intensity = outputs.logits                        # sentiment intensity in [-3, 3]
 ```
+
+{{ feature_sentence }}
 
 ## Test metrics
 {% if metrics %}
@@ -119,6 +125,49 @@ Hyper-parameters are in `config.json` (model){% if with_training_args %} and `tr
 ```
 {% endfor %}
 """
+
+
+def feature_frames(config) -> dict[str, int]:
+    """Frames per modality that fit the model (a Semi-IIN's position slots; 8 audio frames per audio token)."""
+    frames = {"text": 10, "audio": 80, "vision": 10}
+    if getattr(config, "model_type", None) == "semi_iin":
+        frames = {"text": min(10, config.max_text_tokens), "audio": 8 * min(10, config.max_audio_tokens),
+                  "vision": min(10, config.max_vision_tokens)}
+    return frames
+
+
+def feature_inputs(config) -> str:
+    """The keyword arguments of a runnable forward call on random features of the model's sizes."""
+    if config is None:
+        return "text_features=..., audio_features=..., vision_features=..."
+    frames = feature_frames(config)
+    return ", ".join(f"{name}_features=torch.randn(1, {frames[name]}, {getattr(config, f'{name}_feature_size')})"
+                     for name in ("text", "audio", "vision"))
+
+
+def feature_sentence(config, dataset_name: str, with_pipeline: bool) -> str:
+    """Where the features the model expects come from."""
+    if config is None:
+        return ""
+    sizes = ", ".join(f"{name} {getattr(config, f'{name}_feature_size')}-d" for name in ("text", "audio", "vision"))
+    if dataset_name == "synthetic":
+        source = ("random features of msa-hub's embedded synthetic dataset (`train.py` with no data): this model is a "
+                  "demonstration of the machinery, not a model of real clips")
+    elif with_pipeline:
+        source = "the outputs of the bundled encoders, which the pipeline and the processor run on a video file"
+        encoders = []
+        for modality in ("text", "audio", "vision"):
+            sub_config = getattr(config, f"{modality}_config", None)
+            if sub_config is not None:
+                name = getattr(sub_config, "_name_or_path", None)
+                origin = f"pretrained {name}" if _looks_like_repo_id(name) else "built from its config with random weights"
+                encoders.append(f"{modality}: `{sub_config.model_type}`, {origin}")
+        frozen = "frozen during training" if getattr(config, "freeze_encoders", False) else "trained with the fusion"
+        source += f" ({'; '.join(encoders)}; {frozen})"
+    else:
+        source = (f"the features of the training data (`{dataset_name}`); for your clips, extract the same kind with "
+                  "the same encoders (`python -m processing_msa.extract_features` in msa-hub)")
+    return f"Features: {sizes} frame features, {source}."
 
 
 def _looks_like_repo_id(name: str | None) -> bool:
@@ -180,8 +229,9 @@ def write_model_card(
     with_examples: bool = False,
     with_training_args: bool = False,
     not_evaluated_reason: str | None = None,
+    data_description: str | None = None,
 ) -> Path:
-    """Write README.md into `save_directory`: Hub metadata (library, pipeline tag, license, datasets, base models,
+    """Write README.md into `save_directory` (`data_description`: a sentence about the training data): Hub metadata (library, pipeline tag, license, datasets, base models,
     tags, a model-index with one EvalResult per finite metric), usage, metrics (or why there are none), the
     training pictures (`plots`: file names relative to the folder), limitations and BibTeX."""
     finite = {k: float(v) for k, v in metrics.items() if isinstance(v, (int, float)) and v == v}
@@ -228,6 +278,12 @@ def write_model_card(
     else:
         data_sentence = f"Trained with msa-hub on `{dataset_name}` (metrics profile `{metrics_profile}`)."
         data_limitation = "Check the terms of the training data before using this model."
+    example_video, example_text = "clip.mp4", "the transcript of the clip"  # a clip of yours
+    if with_examples and (listing := Path(save_directory) / "examples" / "examples.json").is_file():
+        first = (json.loads(listing.read_text()) or [{}])[0]
+        example_video, example_text = f"examples/{first.get('video', 'clip.mp4')}", first.get("text", example_text)
+    if data_description:
+        data_sentence += f" {data_description.strip()}"
     card = ModelCard.from_template(
         card_data,
         template_str=TEMPLATE,
@@ -240,6 +296,10 @@ def write_model_card(
         plots=[(file, PLOT_TITLES.get(Path(file).name, Path(file).stem)) for file in plots or []],
         command=portable_command(command),
         repo_hint=f"your-org/{model_name}",
+        example_video=example_video,
+        example_text=json.dumps(example_text),
+        feature_inputs=feature_inputs(config),
+        feature_sentence=feature_sentence(config, dataset_name, with_pipeline),
         with_pipeline=with_pipeline,
         with_examples=with_examples,
         with_training_args=with_training_args,
