@@ -4,7 +4,7 @@ Each clip has an intensity y in [-3, 3] and per-modality intensities near it: th
 "absolutely terrible" to "absolutely wonderful"), the pitch of the voice-like tone (110 Hz at -3, 440 Hz at +3) and a
 drawn face whose mouth curves down (frown) or up (smile). The folder uses the `custom` layout (label.csv +
 Raw/<video_id>/<clip_id>.mp4), so `load_msa_dataset("custom", folder)` reads it and the feature extractor,
-pipeline and demo see real MP4 files (PyAV: mpeg4 video, AAC audio).
+pipeline and demo see real MP4 files (PyAV: H.264 video, AAC audio, as browsers play them).
 """
 
 import csv
@@ -77,7 +77,7 @@ def write_planted_clip(path: str | Path, audio_intensity: Intensity, vision_inte
     rng = np.random.default_rng(seed)
     with atomic_path(path) as temporary:
         with av.open(str(temporary), mode="w", format="mp4") as container:
-            video = container.add_stream("mpeg4", rate=fps)
+            video = container.add_stream("h264", rate=fps)  # H.264 + AAC in MP4: what browsers play as they are
             video.width = video.height = size
             video.pix_fmt = "yuv420p"
             audio = container.add_stream("aac", rate=SAMPLING_RATE)

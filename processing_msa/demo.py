@@ -49,9 +49,39 @@ def _tables(result: dict):
     return contribution_table, gate_table, timeline_table
 
 
-def summary_markdown(result: dict) -> str:
-    return (f"## {result['score']:+.2f} — {result['emotion']}\n"
-            f"Polarity **{result['label']}** (intensity in [-3, 3]; `label` and `emotion` follow the score).")
+def summary_markdown(result: dict, window: float = 0.0) -> str:
+    """The headline (the regression head's intensity and its Acc-7 bin), what the separately trained 7-class head
+    says, and why there is no timeline when there is none."""
+    lines = [f"## {result['score']:+.2f} — {result['emotion']}",
+             f"Polarity **{result['label']}**. Headline: the regression head's intensity in [-3, 3] and its Acc-7 bin."]
+    scores = result.get("emotion_scores") or {}
+    if scores:
+        top = max(scores, key=scores.get)
+        verdict = "agrees" if top == result["emotion"] else "disagrees (the two heads are trained separately)"
+        lines.append(f"The 7-class head {verdict}: its top class is **{top}** ({scores[top]:.0%}).")
+    if window > 0 and len(result.get("timeline") or []) < 2:
+        lines.append(f"Sentiment over time: the clip is shorter than the {window:g} s window, so the score above is "
+                     "the one for the whole clip.")
+    return "\n\n".join(lines)
+
+
+def user_error(message: str):
+    """A `gr.Error` shown on the page (and to API clients) without a server traceback: the user's mistake, not a bug."""
+    import gradio as gr
+
+    try:
+        return gr.Error(message, print_exception=False)
+    except TypeError:  # a gradio without print_exception
+        return gr.Error(message)
+
+
+def show_timeline(table):
+    """Show the timeline chart only when it has a line to draw (two windows or more)."""
+    import gradio as gr
+
+    # the plot's value: a dict or PlotData with its rows under "data" (a DataFrame in older gradio versions)
+    points = table.get("data") if isinstance(table, dict) else getattr(table, "data", table)
+    return gr.update(visible=points is not None and len(points) > 1)
 
 
 def build_demo(sentiment_pipeline, examples: list[list[str]] | None = None, window_seconds: float = 4.0):
@@ -60,16 +90,16 @@ def build_demo(sentiment_pipeline, examples: list[list[str]] | None = None, wind
 
     def predict(video: str | None, transcript: str, window: float):
         if not video:
-            raise gr.Error("Upload a video (or pick an example) first.")
+            raise user_error("Upload a video (or pick an example) first.")
         window = float(window or 0)
         options = {"explain": True, **({"window_seconds": window} if window > 0 else {})}
         result = sentiment_pipeline(video, text=transcript or "", **options)
         if "error" in result:
-            raise gr.Error(result["error"])
+            raise user_error(result["error"])
         contributions, gates, timeline = _tables(result)
         probabilities = result.get("emotion_scores") or {result["emotion"]: 1.0}
         details = {key: value for key, value in result.items() if key not in ("timeline",)}
-        return summary_markdown(result), probabilities, contributions, gates, timeline, details
+        return summary_markdown(result, window), probabilities, contributions, gates, timeline, details
 
     with gr.Blocks(title="Multimodal sentiment analysis (msa-hub)") as demo:
         gr.Markdown("# Multimodal sentiment analysis (msa-hub)\n" + INTRO)
@@ -94,8 +124,11 @@ def build_demo(sentiment_pipeline, examples: list[list[str]] | None = None, wind
                                        "whole transcript is used for every window)", y_lim=[-3, 3],
                                        elem_id="timeline")
                 details = gr.JSON(label="Pipeline output")
-        run.click(predict, inputs=[video, transcript, window],
-                  outputs=[summary, probabilities, contributions, gates, timeline, details], api_name="predict")
+        analysed = run.click(predict, inputs=[video, transcript, window],
+                             outputs=[summary, probabilities, contributions, gates, timeline, details],
+                             api_name="predict")
+        # a clip shorter than the window has one whole-clip score: no line to draw, the summary says why
+        analysed.then(show_timeline, inputs=timeline, outputs=timeline, api_name=False)
     return demo
 
 

@@ -84,6 +84,8 @@ def test_demo_in_chromium_runs_the_example_and_draws_every_panel(tmp_path, brows
         expected = pipe(str(clip), text=planted_transcript(2), window_seconds=2.0)
         assert f"{expected['score']:+.2f}" in browser.find_element(By.ID, "summary").text
         assert expected["emotion"] in browser.find_element(By.ID, "summary").text
+        assert "regression head" in browser.find_element(By.ID, "summary").text  # which head the headline is
+        assert "7-class head" in browser.find_element(By.ID, "summary").text  # and what the class head says
 
         png = browser.get_screenshot_as_png()
         (tmp_path / "demo.png").write_bytes(png)
@@ -96,5 +98,32 @@ def test_demo_in_chromium_runs_the_example_and_draws_every_panel(tmp_path, brows
                                           "return arguments[0].getBoundingClientRect().toJSON();", element)
             png = Image.open(io.BytesIO(browser.get_screenshot_as_png()))
             assert region_is_drawn(png, rect, scale), f"#{element_id} is blank in the screenshot"
+    finally:
+        demo.close()
+
+
+def test_demo_in_chromium_explains_a_short_clip_and_a_missing_video(tmp_path, browser, monkeypatch):
+    """Analyse with no video: the message is on the page. A clip shorter than the window: no empty timeline chart,
+    the summary says why."""
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    torch.manual_seed(0)
+    pipe = pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
+    short = write_planted_clip(tmp_path / "examples" / "short.mp4", 2.0, 2.0, seconds=1.0, fps=4, size=32)
+    demo = build_demo(pipe, examples=[[str(short), planted_transcript(2)]], window_seconds=2.0)
+    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
+                show_error=True)
+    try:
+        browser.get(demo.local_url)
+        wait = WebDriverWait(browser, 90)
+        wait.until(expected_conditions.element_to_be_clickable((By.ID, "analyse"))).click()
+        wait.until(lambda driver: "Upload a video" in driver.find_element(By.TAG_NAME, "body").text)
+        wait.until(expected_conditions.element_to_be_clickable(
+            (By.CSS_SELECTOR, "#examples [data-testid='dataset-cell-0-1']"))).click()
+        wait.until(lambda driver: "good" in driver.find_element(By.TAG_NAME, "textarea").get_attribute("value"))
+        browser.find_element(By.ID, "analyse").click()
+        wait.until(lambda driver: re.search(r"[+-]\d\.\d\d — ", driver.find_element(By.ID, "summary").text))
+        assert "shorter than the 2 s window" in browser.find_element(By.ID, "summary").text
+        wait.until(lambda driver: not any(element.is_displayed()
+                                          for element in driver.find_elements(By.ID, "timeline")))
     finally:
         demo.close()

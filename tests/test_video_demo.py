@@ -53,6 +53,11 @@ def test_one_command_gives_a_pipeline_ready_folder(video_default):
     for path in folder.rglob("*"):  # no absolute local path anywhere in the published text files
         if path.suffix in (".json", ".md", ".py", ".txt"):
             assert str(output) not in path.read_text(), path
+    import av
+
+    for clip in (folder / "examples").glob("*.mp4"):  # browser-native: no conversion by the demo
+        with av.open(str(clip)) as container:
+            assert sorted(stream.codec_context.name for stream in container.streams) == ["aac", "h264"], clip
     clips = load_msa_dataset("custom", str(output / "clips"))
     assert (len(clips["train"]), len(clips["validation"]), len(clips["test"])) == (240, 16, 16)
     assert metrics["MAE"] < 1.2 and metrics["Corr"] > 0.5, metrics  # learnt from 240 clips in 12 epochs
