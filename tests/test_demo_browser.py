@@ -58,15 +58,21 @@ def region_is_drawn(screenshot: Image.Image, rect: dict, scale: float) -> bool:
     return pixels.size > 0 and float(pixels.std()) > 3.0
 
 
-def test_demo_in_chromium_runs_the_example_and_draws_every_panel(tmp_path, browser, monkeypatch):
+def launched_demo(clip, monkeypatch):
+    """(pipeline, running demo) of a tiny model offering `clip` with a good transcript, 2 s windows."""
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     torch.manual_seed(0)
     pipe = pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
-    clip = write_planted_clip(tmp_path / "examples" / "getting-better.mp4", lambda t: -3 + 6 * t,
-                              lambda t: -3 + 6 * t, seconds=4.0, fps=4, size=32)
     demo = build_demo(pipe, examples=[[str(clip), planted_transcript(2)]], window_seconds=2.0)
     demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                 show_error=True)
+    return pipe, demo
+
+
+def test_demo_in_chromium_runs_the_example_and_draws_every_panel(tmp_path, browser, monkeypatch):
+    clip = write_planted_clip(tmp_path / "examples" / "getting-better.mp4", lambda t: -3 + 6 * t,
+                              lambda t: -3 + 6 * t, seconds=4.0, fps=4, size=32)
+    pipe, demo = launched_demo(clip, monkeypatch)
     try:
         browser.get(demo.local_url)
         wait = WebDriverWait(browser, 90)
@@ -105,13 +111,8 @@ def test_demo_in_chromium_runs_the_example_and_draws_every_panel(tmp_path, brows
 def test_demo_in_chromium_explains_a_short_clip_and_a_missing_video(tmp_path, browser, monkeypatch):
     """Analyse with no video: the message is on the page. A clip shorter than the window: no empty timeline chart,
     the summary says why."""
-    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
-    torch.manual_seed(0)
-    pipe = pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
     short = write_planted_clip(tmp_path / "examples" / "short.mp4", 2.0, 2.0, seconds=1.0, fps=4, size=32)
-    demo = build_demo(pipe, examples=[[str(short), planted_transcript(2)]], window_seconds=2.0)
-    demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                show_error=True)
+    _, demo = launched_demo(short, monkeypatch)
     try:
         browser.get(demo.local_url)
         wait = WebDriverWait(browser, 90)
