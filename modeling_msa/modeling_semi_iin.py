@@ -330,7 +330,6 @@ class SemiIINEncoder(nn.Module):
         self.final_norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.embed_scale = math.sqrt(config.hidden_size)
         self.dropout = nn.Dropout(config.embedding_dropout if config.encoder_style == "mult" else 0.0)
-        self.gradient_checkpointing = False
 
     def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 positions: torch.Tensor | None = None, output_attentions: bool = False,
