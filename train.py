@@ -247,11 +247,10 @@ def recipe_arguments(path: Path) -> list[str]:
 
     import yaml
 
-    RecipeLoader = recipe_loader()
     if not path.is_file():
         raise SystemExit(f"{path} does not exist (a recipe, e.g. configs/semi_iin.yaml).")
     try:
-        values = json.loads(path.read_text()) if path.suffix == ".json" else yaml.load(path.read_text(), RecipeLoader)
+        values = json.loads(path.read_text()) if path.suffix == ".json" else yaml.load(path.read_text(), recipe_loader())
     except (ValueError, yaml.YAMLError) as error:
         raise SystemExit(f"{path} is not a readable recipe ({error}).") from None
     if not isinstance(values, dict):

@@ -32,9 +32,6 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-__all__ = ["atomic_path", "write_text_atomic"]
-
-
 def staging_folder(parent: str | os.PathLike, prefix: str) -> Path:
     """A new hidden folder in `parent` to build something in before renaming it into place, with the permissions an
     ordinary `mkdir` gives under the user's umask (`tempfile.mkdtemp` makes it 0700, which the renamed folder keeps)."""
@@ -45,3 +42,6 @@ def staging_folder(parent: str | os.PathLike, prefix: str) -> Path:
     os.umask(umask)
     folder.chmod(0o777 & ~umask)
     return folder
+
+
+__all__ = ["atomic_path", "staging_folder", "write_text_atomic"]

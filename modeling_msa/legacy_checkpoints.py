@@ -91,9 +91,7 @@ def enable_legacy_checkpoints(model_class: type) -> None:
                 raise ValueError(f"{args[0]}: a checkpoint with a fused qkv_proj, but other weights do not fit the "
                                  f"model (missing {sorted(info['missing_keys'])[:5]}, unexpected "
                                  f"{sorted(info['unexpected_keys'])[:5]}).")
-            if wanted_info:
-                model._weight_conversions = []
-                return model, info
+            model = (model, info) if wanted_info else model
         (model[0] if isinstance(model, tuple) else model)._weight_conversions = []  # save the current layout, not
         return model  # the one transformers read
 

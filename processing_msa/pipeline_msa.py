@@ -8,7 +8,11 @@ from transformers.pipelines import PIPELINE_REGISTRY
 
 from .video_io import MediaDecodingError
 
-MODALITIES = ("text", "audio", "vision")
+TASK = "multimodal-sentiment-analysis"
+MODALITY_NAMES = ("text", "audio", "vision")  # literal: this file travels to the Hub without the model package
+SENTIMENT_CLASSES = (
+    "strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive", "strongly positive"
+)
 
 
 @torch.no_grad()
@@ -17,22 +21,16 @@ def modality_contributions(model, **model_inputs: torch.Tensor) -> dict[str, tor
     per modality. Masking out replaces the modality by one all-zero frame (the model has no "missing modality"
     input), so this is an occlusion estimate, not an exact attribution; the encoders run once."""
     features, masks = model.semi_iin.encode_inputs(**model_inputs)
-    inputs = {f"{name}_{kind}": value for name in MODALITIES
+    inputs = {f"{name}_{kind}": value for name in MODALITY_NAMES
               for kind, value in (("features", features[name]), ("attention_mask", masks[name]))}
     full = model(**inputs).logits
     contributions = {}
-    for name in MODALITIES:
+    for name in MODALITY_NAMES:
         batch, _, size = features[name].shape
         occluded = {**inputs, f"{name}_features": features[name].new_zeros(batch, 1, size),
                     f"{name}_attention_mask": torch.ones(batch, 1, dtype=torch.long, device=full.device)}
         contributions[name] = full - model(**occluded).logits
     return contributions
-
-TASK = "multimodal-sentiment-analysis"
-MODALITY_NAMES = ("text", "audio", "vision")  # literal: this file travels to the Hub without the model package
-SENTIMENT_CLASSES = (
-    "strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive", "strongly positive"
-)
 
 
 def model_input_limits(model) -> dict:

@@ -74,6 +74,23 @@ def test_every_card_snippet_runs_as_written_in_its_folder(name, tmp_path):
     assert "text 12-d, audio 6-d, vision 5-d frame features" in card and "synthetic dataset" in card
 
 
+@pytest.mark.parametrize("audio", [{}, dict(audio_kernel_sizes=[3], audio_strides=[2], audio_paddings=[1]),
+                                   dict(max_audio_tokens=3)])
+def test_the_cards_feature_frames_fit_any_audio_stack(audio):
+    """The card's random features fit the model whatever its audio Conv1d stack and position slots."""
+    import torch
+
+    from training_msa.model_card import feature_frames
+
+    config = tiny_semi_iin_config(**audio)
+    frames = feature_frames(config)
+    model = SemiIINForSentimentAnalysis(config).eval()
+    with torch.no_grad():
+        out = model(**{f"{name}_features": torch.randn(1, frames[name], getattr(config, f"{name}_feature_size"))
+                       for name in ("text", "audio", "vision")})
+    assert out.logits.shape == (1,) and frames["audio"] > frames["text"] // 2
+
+
 def test_card_of_an_unevaluated_model_says_so_instead_of_an_empty_table(tmp_path):
     model = SemiIINForSentimentAnalysis(tiny_semi_iin_config())
     folder = save_hub_ready(model, tmp_path / "semi", dataset_name="synthetic", not_evaluated_reason="saved by a test")

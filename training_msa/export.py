@@ -6,9 +6,8 @@ from pathlib import Path
 
 from transformers import PreTrainedModel
 
-from modeling_msa.msa_utils import MODALITIES
-
 from dataset_scripts.atomic_write import staging_folder
+from modeling_msa.msa_utils import MODALITIES
 
 from .model_card import portable_path, write_model_card
 

@@ -1,6 +1,7 @@
 """Model cards (README.md: Hub metadata, usage, metrics, pictures, limitations, citations) for msa-hub folders."""
 
 import json
+import math
 import os
 import re
 import shlex
@@ -128,11 +129,17 @@ Hyper-parameters are in `config.json` (model){% if with_training_args %} and `tr
 
 
 def feature_frames(config) -> dict[str, int]:
-    """Frames per modality that fit the model (a Semi-IIN's position slots; 8 audio frames per audio token)."""
-    frames = {"text": 10, "audio": 80, "vision": 10}
-    if getattr(config, "model_type", None) == "semi_iin":
-        frames = {"text": min(10, config.max_text_tokens), "audio": 8 * min(10, config.max_audio_tokens),
-                  "vision": min(10, config.max_vision_tokens)}
+    """Frames per modality that fit the model: up to 10 tokens each within a Semi-IIN's position slots (the audio
+    frames that its Conv1d stack turns into at most that many tokens)."""
+    if getattr(config, "model_type", None) != "semi_iin":
+        return {"text": 10, "audio": 80, "vision": 10}
+    from .data import model_token_limits
+
+    audio_tokens = min(10, config.max_audio_tokens)
+    frames = {"text": min(10, config.max_text_tokens), "audio": audio_tokens * math.prod(config.audio_strides),
+              "vision": min(10, config.max_vision_tokens)}
+    while frames["audio"] > 1 and model_token_limits(config, frames)["max_audio_tokens"] > audio_tokens:
+        frames["audio"] -= 1
     return frames
 
 
