@@ -72,3 +72,18 @@ def test_folder_from_before_the_transformers_layout_loads_with_the_same_outputs(
     again = SemiIINForSentimentAnalysis.from_pretrained(tmp_path).eval()
     with torch.no_grad():
         torch.testing.assert_close(again(**inputs).logits, saved["expected_logits"])
+
+
+def test_a_fused_checkpoint_whose_other_weights_do_not_fit_names_the_folder(tmp_path):
+    """The fused-qkv path checks the rest of the checkpoint itself (transformers' own report is silenced there)."""
+    import shutil
+
+    from safetensors.torch import save_file
+
+    folder = tmp_path / "broken-v1"
+    shutil.copytree(V1_FOLDER, folder)
+    weights = load_file(folder / "model.safetensors")
+    weights.pop(next(key for key in weights if key.endswith("emotion_head.weight")))
+    save_file(weights, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=rf"{folder}: a checkpoint with a fused qkv_proj.*missing .*emotion_head"):
+        SemiIINForSentimentAnalysis.from_pretrained(folder)

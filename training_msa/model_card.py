@@ -63,7 +63,7 @@ from transformers import pipeline
 
 repo = "."  # this folder; once pushed to the Hub, its id ("{{ repo_hint }}")
 pipe = pipeline("multimodal-sentiment-analysis", model=repo, trust_remote_code=True)
-pipe("{{ example_video }}", text={{ example_text }}, explain=True, window_seconds=4)
+pipe({{ example_video }}, text={{ example_text }}, explain=True, window_seconds=4)
 # {"score": 1.2, "label": "positive", "emotion": "weakly positive", "emotion_scores": {...}, "gate_values": {...},
 #  "modality_contributions": {"text": ..., "audio": ..., "vision": ...}, "timeline": [{"start": 0.0, ...}, ...]}
 ```
@@ -303,7 +303,7 @@ def write_model_card(
         plots=[(file, PLOT_TITLES.get(Path(file).name, Path(file).stem)) for file in plots or []],
         command=portable_command(command),
         repo_hint=f"your-org/{model_name}",
-        example_video=example_video,
+        example_video=json.dumps(example_video),  # Python string literals, whatever the listing holds
         example_text=json.dumps(example_text),
         feature_inputs=feature_inputs(config),
         feature_sentence=feature_sentence(config, dataset_name, with_pipeline),
