@@ -82,8 +82,15 @@ class ModelArguments:
     model: str = field(default="semi_iin", metadata={"help": "Which model to train.", "choices": list(MODELS)})
     model_name_or_path: str | None = field(
         default=None, metadata={"help": "Start from a saved msa-hub folder instead of a fresh model. A folder with "
-                                        "bundled encoders and a processor is published pipeline-ready."}
+                                        "bundled encoders and a processor (python -m training_msa.encoders_folder) "
+                                        "trains on raw clips and is published pipeline-ready."}
     )
+    lora_r: int = field(default=0, metadata={
+        "help": "Raw clips: LoRA of this rank on the bundled encoders' attention projections (and the face CNN's "
+                "convolutions), the fusion part and heads trained in full, merged into the published model. 0: no "
+                "LoRA (the encoders train in full, or stay fixed with --freeze_encoders true)."})
+    lora_alpha: int = field(default=16, metadata={"help": "LoRA scaling numerator (with --lora_r)."})
+    lora_dropout: float = field(default=0.05, metadata={"help": "Dropout on the LoRA branch (with --lora_r)."})
     text_encoder: str | None = field(
         default=None,
         metadata={"help": "shared_private/self_mm: a pretrained transformers text encoder (name or folder) run on "
@@ -280,6 +287,11 @@ def check_model_arguments(model_args, config_args, *other_arguments) -> None:
     unknown = set(overrides(config_args)) - {f.name for f in own_fields(config_class)}
     if unknown:
         raise SystemExit(f"--model {model_args.model} has no hyper-parameter(s) {sorted(unknown)}.")
+    if model_args.model_name_or_path:
+        saved_type = saved_model_type(model_args.model_name_or_path)
+        if saved_type != config_class.model_type:
+            raise SystemExit(f"--model_name_or_path {model_args.model_name_or_path} holds a {saved_type} model; pass "
+                             f"--model {'semi_iin' if saved_type == 'semi_iin' else 'shared_private (or self_mm)'}.")
     if model_args.text_encoder and config_class is not SharedPrivateConfig:
         raise SystemExit(f"--text_encoder is for shared_private/self_mm, not {model_args.model}.")
     for models, owner, names in SCOPED_FLAGS:
@@ -291,6 +303,19 @@ def check_model_arguments(model_args, config_args, *other_arguments) -> None:
         if set_flags:
             raise SystemExit(f"{', '.join(set_flags)}: a flag of --model {'/'.join(models)}, which "
                              f"--model {model_args.model} does not read.")
+
+
+def saved_model_type(folder: str) -> str:
+    """The `model_type` in `folder`'s config.json; errors name the folder."""
+    import json
+
+    config = Path(folder) / "config.json"
+    try:
+        return json.loads(config.read_text())["model_type"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise SystemExit(f"--model_name_or_path {folder}: no readable config.json with a model_type ({error}); "
+                         "pass a folder saved by msa-hub (train.py's <output_dir>/model, or "
+                         "python -m training_msa.encoders_folder).") from None
 
 
 def with_cpu_amx_bf16(training_args, model: str):
@@ -322,9 +347,14 @@ def saved_processor(model, model_args):
     """The processor saved beside `--model_name_or_path` when the model bundles every encoder (then the published
     folder is pipeline-ready), else None."""
     folder = model_args.model_name_or_path
-    if not folder or not (Path(folder) / "processor_config.json").is_file():
+    if not folder or len(getattr(model.config, "encoder_modalities", ())) != 3:
         return None
-    if len(getattr(model.config, "encoder_modalities", ())) != 3:
+    return saved_processor_of(folder)
+
+
+def saved_processor_of(folder: str):
+    """The processor saved in `folder`, or None when it has none."""
+    if not (Path(folder) / "processor_config.json").is_file():
         return None
     from transformers import AutoProcessor
 
@@ -333,7 +363,7 @@ def saved_processor(model, model_args):
     return AutoProcessor.from_pretrained(folder)
 
 
-def publish(model, metrics, data_args, model_args, training_args, argv, plots=()) -> None:
+def publish(model, metrics, data_args, model_args, training_args, argv, plots=(), processor=None) -> None:
     """The Hub-ready folder `<output_dir>/model` with the test metrics, the pictures and the command that made it."""
     from training_msa.export import save_hub_ready
 
@@ -341,7 +371,7 @@ def publish(model, metrics, data_args, model_args, training_args, argv, plots=()
         model, Path(training_args.output_dir) / "model", metrics=metrics, dataset_name=data_args.dataset_name,
         metrics_profile=training_args.metrics_profile, command="accelerate launch train.py " + shlex.join(argv),
         extra_files={"training_args.json": training_args.to_json_string()},
-        processor=saved_processor(model, model_args), plots=list(plots), examples_dir=data_args.examples_dir,
+        processor=processor or saved_processor(model, model_args), plots=list(plots), examples_dir=data_args.examples_dir,
         model_name=Path(training_args.output_dir).resolve().name, data_description=data_args.data_description,
     )
     print(f"\nHub-ready model folder: {folder}")
@@ -358,6 +388,48 @@ def write_plots(model, log_history: list[dict], test_dataset, training_args, col
     return write_training_plots(Path(training_args.output_dir) / "plots", log_history, outputs, metric)
 
 
+def raw_clip_processor(model_args, data_args, train_dataset):
+    """The processor of `--model_name_or_path` when the dataset holds raw clips (`video_path`, no features), else
+    None; refuses raw clips without a folder that bundles every encoder and its processor."""
+    from training_msa.data import holds_raw_clips
+
+    if not holds_raw_clips(train_dataset):
+        return None
+    folder = model_args.model_name_or_path
+    start = ("--model_name_or_path FOLDER with bundled encoders and a processor (python -m "
+             "training_msa.encoders_folder FOLDER --text ... --audio ...)")
+    where = f"--data_dir {data_args.data_dir}" if data_args.data_dir else f"--dataset_name {data_args.dataset_name}"
+    if not folder:
+        raise SystemExit(f"{where} holds raw clips (video_path, no features). Training on them needs {start}; or "
+                         f"extract features first: python -m processing_msa.extract_features {data_args.data_dir} "
+                         "OUT --model FOLDER, then --data_dir OUT/dataset.")
+    from transformers import AutoConfig
+
+    import modeling_msa  # noqa: F401  (registers the configs)
+
+    config = AutoConfig.from_pretrained(folder)
+    missing = [m for m in ("text", "audio", "vision") if m not in getattr(config, "encoder_modalities", ())
+               and not (m == "text" and getattr(config, "text_input", None) == "input_ids")]
+    processor = saved_processor_of(folder)
+    if missing or processor is None:
+        lacks = f"no {', '.join(missing)} encoder" if missing else "no processor_config.json"
+        raise SystemExit(f"--model_name_or_path {folder}: {lacks}; training on raw clips ({where}) needs {start}.")
+    return processor
+
+
+def with_lora(model, model_args):
+    """`model` wrapped by PEFT with LoRA on its bundled encoders when `--lora_r` is set."""
+    if not model_args.lora_r:
+        return model
+    import peft
+
+    from training_msa.peft_utils import encoder_lora_config
+
+    lora = encoder_lora_config(model, r=model_args.lora_r, lora_alpha=model_args.lora_alpha,
+                               lora_dropout=model_args.lora_dropout)
+    return peft.get_peft_model(model, lora)
+
+
 def build_model(model_args, config_args, dataset, training_args):
     """A fresh model sized to the dataset (or a saved one), with the config flags that were set."""
     from transformers import AutoConfig
@@ -369,6 +441,8 @@ def build_model(model_args, config_args, dataset, training_args):
     config_class = model_class.config_class
     flags = overrides(config_args)
     if model_args.model_name_or_path:
+        if model_args.lora_r:
+            flags["freeze_encoders"] = False  # PEFT freezes the encoders' own weights; their adapters train
         return model_class.from_pretrained(model_args.model_name_or_path, **flags)
     config_kwargs = {**feature_dims(dataset["train"]), **flags}
     if config_class is SharedPrivateConfig:
@@ -422,15 +496,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         with training_args.main_process_first(desc="unlabeled dataset preparation"):
             dataset = attach_unlabeled(dataset, data_args, self_training_args)
     if self_training_args.self_training:
+        from training_msa.data import holds_raw_clips
+
+        if holds_raw_clips(dataset["train"]):
+            raise SystemExit("--self_training trains on features: extract them from the clips first (python -m "
+                             "processing_msa.extract_features CLIPS OUT --model FOLDER), then --data_dir OUT/dataset.")
         return self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv)
     train_dataset = subsample_labeled(
         dataset["train"], self_training_args.label_fraction, self_training_args.label_fraction_seed
     )
-    model = build_model(model_args, config_args, dataset, training_args)
+    processor = raw_clip_processor(model_args, data_args, dataset["train"])
+    collator = None
+    if processor is not None:
+        from training_msa.raw_collator import RawClipCollator
+
+        # the collator reads video_path & co. (Trainer would drop the columns the model does not take)
+        training_args = dataclasses.replace(training_args, remove_unused_columns=False)
+        collator = RawClipCollator(processor, include_sample_index=model_args.model != "semi_iin",
+                                   human_unimodal_labels=getattr(training_args, "use_human_unimodal_labels", False))
+    elif model_args.lora_r:
+        raise SystemExit("--lora_r trains the bundled encoders, which run on raw clips; this dataset holds "
+                         "precomputed features (drop --lora_r, or train on a dataset of clips: label.csv + Raw/).")
+    model = with_lora(build_model(model_args, config_args, dataset, training_args), model_args)
     logger.info("Model %s with %.2fM parameters", model_args.model, model.num_parameters() / 1e6)
 
     trainer = model_classes(model_args.model)[1](
-        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=dataset["validation"]
+        model=model, args=training_args, train_dataset=train_dataset, eval_dataset=dataset["validation"],
+        data_collator=collator,
     )
     trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     test_metrics = trainer.evaluate(dataset["test"], metric_key_prefix="test")
@@ -439,8 +531,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if trainer.is_world_process_zero():
         print_table(f"Test metrics ({data_args.dataset_name}, {model_args.model})", metrics)
         model = trainer.accelerator.unwrap_model(trainer.model)
+        if model_args.lora_r:
+            model = model.merge_and_unload()  # the encoders with their adapters folded in: a plain model
         plots = write_plots(model, trainer.state.log_history, dataset["test"], training_args, trainer.data_collator)
-        publish(model, metrics, data_args, model_args, training_args, argv, plots)
+        publish(model, metrics, data_args, model_args, training_args, argv, plots, processor)
     return metrics
 
 

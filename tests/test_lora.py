@@ -100,3 +100,21 @@ def test_end_to_end_lora_training_on_raw_clips(tmp_path, caplog):
     assert "eval_MAE" in metrics
     model.save_pretrained(tmp_path / "adapter")
     assert (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_lora_on_the_shared_private_encoders():
+    """The shared/private model's BERT text encoder gets adapters like its audio/vision encoders; nothing else of
+    theirs trains, and the fusion part and heads train in full."""
+    from encoders import TINY_BERT, TINY_FACE_CNN, TINY_HUBERT
+
+    from modeling_msa import SharedPrivateConfig, SharedPrivateForSentimentAnalysis
+
+    base = SharedPrivateForSentimentAnalysis(SharedPrivateConfig(
+        text_config=dict(TINY_BERT), audio_config=dict(TINY_HUBERT), vision_config=dict(TINY_FACE_CNN)))
+    model = peft.get_peft_model(base, encoder_lora_config(base, r=2))
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    for encoder in ("text_encoder.", "encoders.audio.", "encoders.vision.stages"):
+        assert any(encoder in n and "lora_A" in n for n in trainable), encoder
+    assert not any(("text_encoder." in n or "encoders." in n) and "lora_" not in n for n in trainable)
+    assert any("fusion_head.modules_to_save" in n for n in trainable)
+    assert any("audio_encoder.modules_to_save" in n for n in trainable)  # the LSTM is fusion, not an encoder

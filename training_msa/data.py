@@ -1,4 +1,4 @@
-"""Facts about feature datasets that a model config needs (feature sizes, longest sequences)."""
+"""Facts about datasets that a model config needs (raw clips or features, feature sizes, longest sequences)."""
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -6,6 +6,12 @@ import torch
 from datasets import Dataset, DatasetDict
 
 from modeling_msa.msa_utils import MODALITIES, conv_output_lengths
+
+
+def holds_raw_clips(dataset: Dataset) -> bool:
+    """Whether `dataset` indexes raw clips (a `video_path` column, no precomputed features)."""
+    columns = set(dataset.column_names)
+    return "video_path" in columns and not any(f"{m}_features" in columns for m in MODALITIES)
 
 
 def feature_dims(dataset: Dataset) -> dict[str, int]:

@@ -7,6 +7,7 @@ import torch
 from processing_msa.video_io import MediaDecodingError, load_clip
 
 logger = logging.getLogger(__name__)
+HUMAN_UNIMODAL_COLUMNS = {"text": "label_T", "audio": "label_A", "vision": "label_V"}
 
 
 class RawClipCollator:
@@ -15,14 +16,23 @@ class RawClipCollator:
 
     A clip that cannot be read is logged and left out of its batch (training goes on); a batch whose clips are
     all unreadable raises. Use with `MSATrainer(..., data_collator=RawClipCollator(processor))`.
+
+    Args:
+        include_sample_index: Emit `sample_index` from the rows' `index` (the key of ULGM's per-sample label bank,
+            see `SharedPrivateTrainer`), for the clips kept.
+        human_unimodal_labels: Emit `text_labels`/`audio_labels`/`vision_labels` from SIMS's `label_T`/`label_A`/
+            `label_V` columns.
     """
 
-    def __init__(self, processor, label_column: str = "label"):
+    def __init__(self, processor, label_column: str = "label", include_sample_index: bool = False,
+                 human_unimodal_labels: bool = False):
         self.processor = processor
         self.label_column = label_column
+        self.include_sample_index = include_sample_index
+        self.human_unimodal_labels = human_unimodal_labels
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        clips, labels, problems = [], [], []
+        clips, kept, problems = [], [], []
         for row in rows:
             try:
                 clip = load_clip(row, self.processor.fps, self.processor.sampling_rate)
@@ -31,14 +41,23 @@ class RawClipCollator:
                 logger.warning("RawClipCollator: left out %s", problems[-1])
                 continue
             clips.append(clip)
-            labels.append(row.get(self.label_column))
+            kept.append(row)
         if not clips:
             raise ValueError("RawClipCollator: no readable clip in the batch:\n  " + "\n  ".join(problems))
         batch = dict(self.processor(
             text=[c["text"] for c in clips], audio=[c["audio"] for c in clips], frames=[c["frames"] for c in clips]
         ))
+        labels = [row.get(self.label_column) for row in kept]
         if all(label is not None for label in labels):
             batch["labels"] = torch.tensor(labels, dtype=torch.float32)
+        if self.include_sample_index and "index" in kept[0]:
+            batch["sample_index"] = torch.tensor([int(row["index"]) for row in kept], dtype=torch.long)
+        if self.human_unimodal_labels:
+            for modality, column in HUMAN_UNIMODAL_COLUMNS.items():
+                if column not in kept[0]:
+                    raise KeyError(f"human_unimodal_labels needs a {column!r} column (SIMS); columns: {sorted(kept[0])}.")
+                batch[f"{modality}_labels"] = torch.tensor(
+                    [float("nan") if row[column] is None else float(row[column]) for row in kept])
         return batch
 
 
