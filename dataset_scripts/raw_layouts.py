@@ -15,6 +15,7 @@ import numpy as np
 from datasets import Dataset, DatasetDict, Features, Value
 
 from .arrow_cache import empty_dataset
+from .safe_paths import path_inside
 
 logger = logging.getLogger(__name__)
 LABEL_CSV_COLUMNS = ("video_id", "clip_id", "text", "label", "label_T", "label_A", "label_V", "annotation", "mode")
@@ -108,6 +109,8 @@ def load_label_csv_layout(
         first_line[sample_id] = line
         video = data_dir / "Raw" / row["video_id"] / f"{row['clip_id']}.mp4"
         try:
+            path_inside(data_dir / "Raw", Path(row["video_id"]) / f"{row['clip_id']}.mp4",
+                        f"{table} line {line}, columns video_id/clip_id")
             if not video.is_file():
                 raise FileNotFoundError(f"{video} does not exist (label.csv line {line}; expected Raw/<video_id>/<clip_id>.mp4).")
             if verify:
@@ -210,6 +213,8 @@ def load_ami(
             video = corpus_dir / meeting / "video" / f"{meeting}.Closeup{channel + 1}.avi"
             words_file = annotations_dir / "words" / f"{meeting}.{speaker}.words.xml"
             for path in (audio, video, words_file):
+                path_inside(corpus_dir if path is not words_file else annotations_dir, path.absolute(),
+                            f"AMI speaker {speaker} of {meeting}")  # no symlink out of the corpus
                 if not path.is_file():
                     raise FileNotFoundError(f"{path} does not exist (AMI speaker {speaker} of {meeting}).")
             spans, words = _segments(_xml_root(segments_file), segments_file, min_duration), _words(words_file)

@@ -9,12 +9,14 @@ returns (summary markdown, class probabilities, contributions table, gates table
 
 import argparse
 import json
+import logging
 from pathlib import Path
 
 from .pipeline_msa import TASK
 
 INTRO = ("Upload a video (with its soundtrack) and type what is said, or pick an example, then press **Analyse**. "
          "The model rates the sentiment from -3 (strongly negative) to +3 (strongly positive).")
+logger = logging.getLogger(__name__)
 NOT_RUN = "*No result yet: upload a video or pick an example, then press Analyse.*"
 
 
@@ -32,8 +34,15 @@ def example_clips(model_source: str) -> list[list[str]]:
     listing = folder / "examples" / "examples.json"
     if not listing.is_file():
         return []
-    return [[str(folder / "examples" / item["video"]), item.get("text", "")]
-            for item in json.loads(listing.read_text()) if (folder / "examples" / item["video"]).is_file()]
+    from training_msa.export import check_examples
+
+    try:  # every listed video must be a file inside examples/ (no "..", absolute path or symlink out)
+        check_examples(listing.parent)
+    except ValueError as error:
+        logger.warning("The demo offers no examples: %s", error)
+        return []
+    return [[str(folder / "examples" / item["video"]), str(item.get("text", ""))]
+            for item in json.loads(listing.read_text())]
 
 
 def _tables(result: dict):
@@ -75,6 +84,14 @@ def user_error(message: str):
         return gr.Error(message)
 
 
+def without_server_paths(message: str, video: str) -> str:
+    """`message` naming the uploaded file by its own name instead of the server's copy (`/tmp/gradio/<hash>/x.mp4`)."""
+    upload = Path(video)
+    for text in (str(upload), str(upload.resolve()), str(upload.parent), str(upload.resolve().parent)):
+        message = message.replace(text, upload.name if text.endswith(upload.name) else "<upload>")
+    return message
+
+
 def show_timeline(table):
     """Show the timeline chart only when it has a line to draw (two windows or more)."""
     import gradio as gr
@@ -93,9 +110,12 @@ def build_demo(sentiment_pipeline, examples: list[list[str]] | None = None, wind
             raise user_error("Upload a video (or pick an example) first.")
         window = float(window or 0)
         options = {"explain": True, **({"window_seconds": window} if window > 0 else {})}
-        result = sentiment_pipeline(video, text=transcript or "", **options)
+        try:
+            result = sentiment_pipeline(video, text=transcript or "", **options)
+        except ValueError as error:  # a bad request (too long, bad parameter): the message, without server paths
+            raise user_error(without_server_paths(str(error), video)) from None
         if "error" in result:
-            raise user_error(result["error"])
+            raise user_error(without_server_paths(result["error"], video))
         contributions, gates, timeline = _tables(result)
         probabilities = result.get("emotion_scores") or {result["emotion"]: 1.0}
         details = {key: value for key, value in result.items() if key not in ("timeline",)}
@@ -139,10 +159,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (0.0.0.0: every interface)")
     parser.add_argument("--share", action="store_true", help="also open a temporary public gradio.live link")
     parser.add_argument("--window-seconds", type=float, default=4.0, help="default window for sentiment over time")
+    parser.add_argument("--trust_remote_code", action="store_true",
+                        help="run the model folder's own Python files (default: the installed msa-hub's code, which "
+                             "reads any folder msa-hub saved)")
     args = parser.parse_args(argv)
     from transformers import pipeline
 
-    sentiment_pipeline = pipeline(TASK, model=args.model, trust_remote_code=True)
+    import modeling_msa  # noqa: F401  (registers the models: the installed code reads the folder)
+
+    from .pipeline_msa import MultimodalSentimentPipeline
+
+    installed = {} if args.trust_remote_code else {"pipeline_class": MultimodalSentimentPipeline}
+    sentiment_pipeline = pipeline(TASK, model=args.model, trust_remote_code=args.trust_remote_code, **installed)
     demo = build_demo(sentiment_pipeline, example_clips(args.model), args.window_seconds)
     demo.launch(server_name=args.host, server_port=args.port, share=args.share, show_error=True)
 

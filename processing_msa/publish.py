@@ -39,8 +39,16 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
     if not (model_dir / "config.json").is_file():
         raise SystemExit(f"{model_dir} has no config.json: pass a folder written by save_pretrained (e.g. "
                          "<output_dir>/model of train.py).")
-    if Path(output_dir).resolve() == model_dir.resolve():
-        raise SystemExit(f"OUTPUT_DIR {output_dir} is MODEL_DIR: write the Hub folder somewhere else.")
+    output = Path(output_dir).resolve()
+    if output == model_dir.resolve() or output in model_dir.resolve().parents:
+        raise SystemExit(f"OUTPUT_DIR {output_dir} is or contains MODEL_DIR {model_dir}: write the Hub folder "
+                         "somewhere else.")
+    from training_msa.export import refuse_foreign_folder
+
+    try:
+        refuse_foreign_folder(Path(output_dir))
+    except FileExistsError as error:
+        raise SystemExit(f"OUTPUT_DIR {error}") from None
     results = model_dir / "test_results.json"
     try:
         metrics = json.loads(results.read_text()) if results.is_file() else None
@@ -49,19 +57,20 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
     if metrics is not None and not (isinstance(metrics, dict)
                                     and all(isinstance(v, (int, float)) for v in metrics.values())):
         raise SystemExit(f"{results}: expected {{metric: number}}, got {str(metrics)[:80]}.")
-    model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+    # the installed package's code reads the folder; the folder's own .py files are not run
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
     processor_source = Path(processor_dir or model_dir)
     if not (processor_source / "processor_config.json").is_file():
         raise SystemExit(
             f"{processor_source} has no processor_config.json: pass --processor DIR (an MSAProcessor saved with "
             "save_pretrained, e.g. MSAProcessor.from_encoders(...).save_pretrained(DIR))."
         )
-    processor = AutoProcessor.from_pretrained(processor_source, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(processor_source)
     training_args = model_dir / "training_args.json"
     folder = save_hub_ready(
         model, output_dir, metrics=metrics, processor=processor, dataset_name=trained_on(model_dir),
         command="python -m processing_msa.publish " + " ".join(sys.argv[1:]),
-        plots=sorted((model_dir / "plots").glob("*.png")),
+        plots=sorted((model_dir / "plots").glob("*.png")),  # save_hub_ready refuses a link out of plots/
         examples_dir=model_dir / "examples" if (model_dir / "examples" / "examples.json").is_file() else None,
         extra_files={"training_args.json": training_args.read_text()} if training_args.is_file() else None,
         not_evaluated_reason=None if metrics else f"{results.name} was not found in {model_dir.name}",

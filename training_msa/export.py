@@ -7,26 +7,66 @@ from pathlib import Path
 from transformers import PreTrainedModel
 
 from dataset_scripts.atomic_write import staging_folder
+from dataset_scripts.safe_paths import copy_file_inside, copy_folder_inside, path_inside
 from modeling_msa.msa_utils import MODALITIES
 
-from .model_card import portable_path, write_model_card
+from .model_card import REDACTED, SECRET_NAME, environment_secrets, portable_path, redact, write_model_card
 
 
 NOT_METRICS = ("epoch",)  # what Trainer.evaluate returns beside the metrics
 
 
 def portable_json(text: str) -> str:
-    """A JSON document (e.g. `training_args.json`) whose absolute local paths are replaced by `<last component>`:
-    a published folder never records the publisher's folders."""
+    """A JSON document (e.g. `training_args.json`) whose absolute local paths are replaced by `<last component>` and
+    whose credentials are redacted: a published folder never records the publisher's folders or secrets."""
 
-    def clean(value):
+    secrets = environment_secrets()
+
+    def clean(value, key: str = ""):
         if isinstance(value, dict):
-            return {key: clean(item) for key, item in value.items()}
+            return {name: clean(item, name) for name, item in value.items()}
         if isinstance(value, list):
-            return [clean(item) for item in value]
-        return portable_path(value) if isinstance(value, str) else value
+            return [clean(item, key) for item in value]
+        if isinstance(value, str) and SECRET_NAME.search(key) and value:
+            return REDACTED
+        return redact(portable_path(value), secrets) if isinstance(value, str) else value
 
     return json.dumps(clean(json.loads(text)), indent=2, sort_keys=True) + "\n"
+
+
+def is_hub_folder(folder: Path) -> bool:
+    """Whether `folder` is a model folder that msa-hub wrote (config.json of an msa-hub model + its model card)."""
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+        card = (folder / "README.md").read_text()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return model_type in ("semi_iin", "shared_private") and "msa-hub" in card
+
+
+def refuse_foreign_folder(target: Path) -> None:
+    """A model folder replaces only an empty folder or an earlier msa-hub model folder, never other content."""
+    if target.exists() and (not target.is_dir() or (any(target.iterdir()) and not is_hub_folder(target))):
+        raise FileExistsError(f"{target} exists and is not an msa-hub model folder (it would be replaced, with "
+                              "everything in it): pass a new or empty folder.")
+
+
+def check_examples(examples_dir: Path) -> None:
+    """`examples.json` is a list of {"video": file inside the folder, "text": transcript}; errors name the item."""
+    listing = examples_dir / "examples.json"
+    if not listing.is_file():
+        raise ValueError(f"{examples_dir} has no examples.json ([{{\"video\": file, \"text\": transcript}}]).")
+    try:
+        items = json.loads(listing.read_text())
+    except ValueError as error:
+        raise ValueError(f"{listing} is not valid JSON ({error}).") from None
+    if not isinstance(items, list):
+        raise ValueError(f"{listing}: expected a list of {{\"video\": file, \"text\": transcript}}.")
+    for number, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("video"), str):
+            raise ValueError(f"{listing} item {number}: expected {{\"video\": file name, \"text\": transcript}}.")
+        if not path_inside(examples_dir, item["video"], f"{listing} item {number}, field video").is_file():
+            raise ValueError(f"{listing} item {number}, field video: {item['video']!r} is not a file in {examples_dir}.")
 
 
 def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> None:
@@ -69,6 +109,9 @@ def save_hub_ready(
     Inference Endpoints. `plots` (PNG files) are copied to `plots/` and shown in the model card; `examples_dir`
     (example clips + `examples.json`, for the demo) is copied to `examples/`."""
     target = Path(save_directory)
+    refuse_foreign_folder(target)
+    if examples_dir is not None:
+        check_examples(Path(examples_dir))
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = staging_folder(target.parent, prefix=f".{target.name}.")
     try:
@@ -79,14 +122,12 @@ def save_hub_ready(
         plot_files = []
         for plot in plots or []:
             (staging / "plots").mkdir(exist_ok=True)
-            shutil.copyfile(plot, staging / "plots" / Path(plot).name)
+            copy_file_inside(plot, Path(plot).parent, staging / "plots" / Path(plot).name)  # no link out of plots/
             plot_files.append(f"plots/{Path(plot).name}")
         if examples_dir is not None:
-            if not (Path(examples_dir) / "examples.json").is_file():
-                raise ValueError(f"{examples_dir} has no examples.json ([{{\"video\": file, \"text\": transcript}}]).")
-            shutil.copytree(examples_dir, staging / "examples")
+            copy_folder_inside(examples_dir, staging / "examples")
         for name, text in (extra_files or {}).items():
-            (staging / name).write_text(portable_json(text) if name.endswith(".json") else text)
+            (staging / name).write_text(portable_json(text) if name.endswith(".json") else redact(text))
         write_model_card(
             staging,
             model_name=model_name or target.name,

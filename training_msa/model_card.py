@@ -193,25 +193,50 @@ def base_models(config) -> list[str]:
     return names
 
 
+# Flag/key names whose values are credentials (`--hub_token`, `push_to_hub_token`, `wandb_api_key`, ...), and
+# values that look like one whatever their name (Hugging Face, GitHub, OpenAI-style tokens).
+SECRET_NAME = re.compile(r"(^|[_-])(token|password|passwd|secret|api[_-]?key|access[_-]?key|credentials?)$", re.I)
+SECRET_VALUE = re.compile(r"(hf_[A-Za-z0-9]{16,}|api_org_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
+REDACTED = "<redacted>"
+
+
+def environment_secrets() -> list[str]:
+    """Values of environment variables named like credentials (HF_TOKEN, WANDB_API_KEY, ...), 8 characters or more."""
+    return [value for name, value in os.environ.items() if SECRET_NAME.search(name) and len(value) >= 8]
+
+
+def redact(value: str, secrets: list[str] | None = None) -> str:
+    """`value` with token-like substrings and the environment's secret values replaced by `<redacted>`."""
+    for secret in environment_secrets() if secrets is None else secrets:
+        value = value.replace(secret, REDACTED)
+    return SECRET_VALUE.sub(REDACTED, value)
+
+
 def portable_path(value: str) -> str:
-    """`<last component>` for an absolute, home or drive path (a publisher's local folder), else `value`."""
-    if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value):
+    """`<last component>` for an absolute, home or drive path (a publisher's local folder) or a relative one that
+    climbs out of the working folder (`../other/run`), else `value`."""
+    if value.startswith(("/", "~")) or re.match(r"^[A-Za-z]:[\\/]", value) or ".." in Path(value).parts:
         return f"<{Path(value).name or 'path'}>"
     return value
 
 
 def portable_command(command: str) -> str:
-    """`command` with every absolute or home path replaced by its last component (`portable_path`): a card never
-    records the publisher's local folders."""
+    """`command` with every absolute, home or climbing path replaced by its last component (`portable_path`) and
+    every credential redacted (the value of a flag named like one, token-like values): a card never records the
+    publisher's local folders or secrets."""
     try:
         words = shlex.split(command)
     except ValueError:
         words = command.split()
-    cleaned = []
+    secrets = environment_secrets()
+    cleaned, previous_is_secret = [], False
     for word in words:
         prefix, _, value = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
-        value = portable_path(value)
+        if previous_is_secret or (prefix and SECRET_NAME.search(prefix.lstrip("-"))):
+            value = REDACTED
+        value = redact(portable_path(value), secrets)
         cleaned.append(f"{prefix}={value}" if prefix else value)
+        previous_is_secret = not prefix and word.startswith("--") and bool(SECRET_NAME.search(word.lstrip("-")))
     return shlex.join(cleaned)
 
 
@@ -314,5 +339,5 @@ def write_model_card(
         citations=[CITATIONS[key] for key in citation_keys(model_type, config)],
     )
     path = Path(save_directory) / "README.md"
-    card.save(path)
+    path.write_text(redact(str(card)), encoding="utf-8")  # no credential anywhere in the card (a token pasted into a description)
     return path
