@@ -59,6 +59,8 @@ DATA_DERIVED = ("text_feature_size", "audio_feature_size", "vision_feature_size"
 CONFIG_CHOICES = {"attention_mode": ATTENTION_MODES, "encoder_style": ENCODER_STYLES, "fusion": FUSION_MODES,
                   "initialization": INITIALIZATIONS, "text_input": TEXT_INPUTS,
                   "unimodal_loss_weighting": UNIMODAL_WEIGHTINGS}
+# Replaced by outputs/<model>-<dataset> (e.g. outputs/self-mm-mosi) when --output_dir is not given.
+DEFAULT_OUTPUT_DIR = "outputs/<model>-<dataset>"
 # The embedded default keeps MOSI's feature sizes but 100 vision frames so the CPU job takes minutes.
 EMBEDDED_SYNTHETIC_DEFAULTS = {"vision_length": 100}
 
@@ -121,8 +123,12 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
     """Defaults of the embedded job; configs/*.yaml hold the paper recipes."""
 
     _argument_group_name = "Training (--help_all lists every TrainingArguments flag)"
-    output_dir: str | None = field(default="outputs/semi-iin-synthetic", metadata={
-        "help": "Checkpoints, plots and (in <output_dir>/model) the Hub-ready folder."})
+    output_dir: str | None = field(default=DEFAULT_OUTPUT_DIR, metadata={
+        "help": "Checkpoints, plots and (in <output_dir>/model) the Hub-ready folder; default: one per model and "
+                "dataset (outputs/semi-iin-synthetic for the embedded job)."})
+    overwrite_output_dir: bool = field(default=False, metadata={
+        "help": "Replace a run of another model, config or data found in --output_dir (its checkpoints, stages and "
+                "plots are deleted, its model folder replaced); without it such a folder is refused."})
     metrics_profile: str = field(default="synthetic", metadata={
         "help": "Metric definitions of the evaluation.", "choices": list(METRIC_PROFILES)})
     learning_rate: float = field(default=1e-3, metadata=trainer_help("learning_rate"))
@@ -495,12 +501,14 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if self_training_args.unlabeled_dataset:  # SelfTrainingArguments refuses it without --self_training
         with training_args.main_process_first(desc="unlabeled dataset preparation"):
             dataset = attach_unlabeled(dataset, data_args, self_training_args)
+    record = run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset)
     if self_training_args.self_training:
         from training_msa.data import holds_raw_clips
 
         if holds_raw_clips(dataset["train"]):
             raise SystemExit("--self_training trains on features: extract them from the clips first (python -m "
                              "processing_msa.extract_features CLIPS OUT --model FOLDER), then --data_dir OUT/dataset.")
+        training_args = claim_output_dir(training_args, record)
         return self_train(model_args, config_args, data_args, self_training_args, training_args, dataset, argv)
     train_dataset = subsample_labeled(
         dataset["train"], self_training_args.label_fraction, self_training_args.label_fraction_seed
@@ -518,6 +526,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         raise SystemExit("--lora_r trains the bundled encoders, which run on raw clips; this dataset holds "
                          "precomputed features (drop --lora_r, or train on a dataset of clips: label.csv + Raw/).")
     model = with_lora(build_model(model_args, config_args, dataset, training_args), model_args)
+    training_args = claim_output_dir(training_args, record)  # everything checked: the folder becomes this run's
     logger.info("Model %s with %.2fM parameters", model_args.model, model.num_parameters() / 1e6)
 
     trainer = model_classes(model_args.model)[1](
@@ -536,6 +545,38 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         plots = write_plots(model, trainer.state.log_history, dataset["test"], training_args, trainer.data_collator)
         publish(model, metrics, data_args, model_args, training_args, argv, plots, processor)
     return metrics
+
+
+def run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset) -> dict:
+    """What this run is made from (`training_msa.run_fingerprint`): model, its config flags and starting folder,
+    LoRA, the data (name, folder, options, a digest of ids/labels/feature widths per split) and self-training."""
+    from training_msa.run_fingerprint import dataset_digest
+
+    def resolved(path):
+        return str(Path(path).resolve()) if path else None
+
+    return {
+        "model": model_args.model, "model_name_or_path": resolved(model_args.model_name_or_path),
+        "config": overrides(config_args),
+        "lora": [model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout] if model_args.lora_r else None,
+        "data": {"dataset_name": data_args.dataset_name, "data_dir": resolved(data_args.data_dir),
+                 "setting": data_args.dataset_setting, "synthetic": overrides(synthetic_args, "synthetic_"),
+                 "splits": dataset_digest(dataset)},
+        "self_training": dataclasses.asdict(self_training_args),
+    }
+
+
+def claim_output_dir(training_args, record: dict):
+    """`training_args` with the per-model/dataset default output_dir filled in, once the folder is this run's (a run
+    of another model, config or data there is refused unless --overwrite_output_dir)."""
+    from training_msa import run_fingerprint
+
+    if training_args.output_dir == DEFAULT_OUTPUT_DIR:
+        name = f"{record['model']}-{record['data']['dataset_name']}".replace("_", "-")
+        training_args = dataclasses.replace(training_args, output_dir=f"outputs/{name}")
+    run_fingerprint.claim_output_dir(training_args.output_dir, record, overwrite=training_args.overwrite_output_dir,
+                                     write=training_args.process_index == 0)
+    return training_args
 
 
 def attach_unlabeled(dataset, data_args, self_training_args):

@@ -51,7 +51,7 @@ for _family in (SemiIINPreTrainedModel, SharedPrivatePreTrainedModel):
         _model = getattr(sys.modules[_family.__module__], _class_name)
         getattr(transformers, _auto_name).register(_config, _model, exist_ok=True)
         _model.register_for_auto_class(_auto_name)
-for _model in (SemiIINModel, SemiIINForSentimentAnalysis):
+for _model in (SemiIINModel, SemiIINForSentimentAnalysis, SharedPrivateForSentimentAnalysis):  # + weight dtype check
     enable_legacy_checkpoints(_model)
 
 __all__ = [

@@ -164,8 +164,10 @@ class SemiIINConfig(PreTrainedConfig):
                     "head_hidden_size", "num_emotion_classes", "text_feature_size", "audio_feature_size",
                     "vision_feature_size", "max_audio_tokens", "max_text_tokens", "max_vision_tokens",
                     "text_kernel_size", "vision_kernel_size", "text_encoder_layers", "audio_encoder_layers")
-        problems = [f"{name} must be a positive integer, got {getattr(self, name)}" for name in positive
-                    if getattr(self, name) < 1]
+        limits = {"num_hidden_layers": 256, "layer_repeats": 256, "text_encoder_layers": 256,  # absurd sizes: refused
+                  "audio_encoder_layers": 256, "num_attention_heads": 1024}  # before any allocation or long loop
+        problems = [f"{name} must be an integer in [1, {limits.get(name, 2**16)}], got {getattr(self, name)}"
+                    for name in positive if not 1 <= getattr(self, name) <= limits.get(name, 2**16)]
         problems += [f"{name} must lie in [0, 1), got {getattr(self, name)}" for name in (
             "input_dropout", "attention_dropout", "relu_dropout", "residual_dropout", "embedding_dropout")
             if not 0.0 <= getattr(self, name) < 1.0]

@@ -126,9 +126,11 @@ class SharedPrivateConfig(PreTrainedConfig):
                  "vision_lstm_hidden_size", "audio_lstm_layers", "vision_lstm_layers", "audio_out_size",
                  "vision_out_size", "post_fusion_size", "post_text_size", "post_audio_size", "post_vision_size",
                  "shared_size")
-        for name in sizes:
-            if getattr(self, name) < 1:
-                raise ValueError(f"SharedPrivateConfig: {name} must be a positive integer, got {getattr(self, name)}.")
+        for name in sizes:  # absurd sizes are refused before any allocation
+            limit = 64 if name.endswith("_layers") else 2**16
+            if not 1 <= getattr(self, name) <= limit:
+                raise ValueError(f"SharedPrivateConfig: {name} must be an integer in [1, {limit}], got "
+                                 f"{getattr(self, name)}.")
         for name in ("text_dropout", "audio_lstm_dropout", "vision_lstm_dropout", "post_fusion_dropout",
                      "post_text_dropout", "post_audio_dropout", "post_vision_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:

@@ -29,9 +29,14 @@ LEGACY_KEY_RENAMES = {
 _FUSED = ".attention.qkv_proj."  # MulT's [q; k; v] input projection, one Linear before issue #32
 
 
+# Integer buffers a checkpoint may hold; every other tensor of these models is floating point.
+INTEGER_BUFFERS = ("num_batches_tracked", "position_ids", "token_type_ids")
+
+
 def fused_qkv_tensors(name_or_path, **hub_kwargs) -> dict[str, torch.Tensor]:
     """The fused `qkv_proj` tensors of a checkpoint (a folder or Hub id with one model.safetensors); {} for a current
-    or unreadable one, which `from_pretrained` then handles (and reports) as usual."""
+    or unreadable one, which `from_pretrained` then handles (and reports) as usual. A weight stored as an integer or
+    boolean (which loading would cast to float without a word) is refused, naming the tensor."""
     from safetensors import safe_open
 
     try:
@@ -42,7 +47,31 @@ def fused_qkv_tensors(name_or_path, **hub_kwargs) -> dict[str, torch.Tensor]:
     if path is None:
         return {}
     with safe_open(path, "pt") as checkpoint:
+        for key in checkpoint.keys():
+            dtype = checkpoint.get_slice(key).get_dtype()
+            if not dtype.startswith(("F", "BF")) and not key.endswith(INTEGER_BUFFERS):
+                raise ValueError(f"{name_or_path}: tensor {key!r} in model.safetensors is stored as {dtype}, not as "
+                                 "floating point: the file is damaged or not this model's; re-save it from the model.")
         return {key: checkpoint.get_tensor(key) for key in checkpoint.keys() if _FUSED in key}
+
+
+def mismatched_shapes(model_class, name_or_path, renames: dict[str, str], **hub_kwargs) -> str:
+    """'name: checkpoint [..] vs model [..]' for each tensor of the checkpoint whose shape the config does not give."""
+    from safetensors import safe_open
+
+    config = model_class.config_class.from_pretrained(name_or_path, **hub_kwargs)
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in model_class(config).state_dict().items()}
+    found = []
+    with safe_open(cached_file(str(name_or_path), "model.safetensors", **hub_kwargs), "pt") as checkpoint:
+        for key in checkpoint.keys():
+            name = key
+            for pattern, replacement in renames.items():
+                name = re.sub(pattern, replacement, name)
+            shape = tuple(checkpoint.get_slice(key).get_shape())
+            if name in expected and expected[name] != shape:
+                found.append(f"{key}: checkpoint {list(shape)} vs model {list(expected[name])}")
+    return "; ".join(found[:5]) or "see the report above"
 
 
 def split_fused_qkv(model, fused: dict[str, torch.Tensor], renames: dict[str, str]) -> set[str]:
@@ -70,12 +99,19 @@ def enable_legacy_checkpoints(model_class: type) -> None:
         return
 
     def from_pretrained(cls, *args, **kwargs):
-        renames = LEGACY_KEY_RENAMES[cls.__name__]
-        kwargs.setdefault("key_mapping", renames)
+        renames = LEGACY_KEY_RENAMES.get(cls.__name__, {})
+        if renames:
+            kwargs.setdefault("key_mapping", renames)
         hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
         fused = fused_qkv_tensors(args[0], **hub_kwargs) if args else {}
         if not fused:
-            model = load(cls, *args, **kwargs)
+            try:
+                model = load(cls, *args, **kwargs)
+            except (RuntimeError, ValueError) as error:  # transformers points to a logged report: name the tensors
+                if "ignore_mismatched_sizes" not in str(error) or kwargs.get("ignore_mismatched_sizes"):
+                    raise
+                raise ValueError(f"{args[0]}: weights of the wrong shape for this model's config: "
+                                 f"{mismatched_shapes(cls, args[0], renames, **hub_kwargs)}.") from error
         else:  # transformers would report the split tensors as unexpected and the q/k/v ones as missing
             wanted_info = kwargs.pop("output_loading_info", False)
             verbosity = transformers_logging.get_verbosity()

@@ -16,12 +16,11 @@ def conv_output_lengths(lengths: torch.Tensor, kernel_size: int, stride: int, pa
 
 
 def intensity_to_class(labels: torch.Tensor, num_classes: int = 7) -> torch.Tensor:
-    """Bin intensities into `num_classes` unit-wide classes centred on integers.
-
-    For 7 classes: [-3,-2.5) -> 0, [-2.5,-1.5) -> 1, ..., [-0.5,0.5) -> 3, ..., [2.5,3] -> 6
-    (left-closed bins; values beyond the range go to the end classes).
-    """
+    """Bin intensities into `num_classes` unit-wide classes centred on -half..half; odd counts round as MMSA's Acc-7
+    (np.round, half to even: -1.5 -> -2, 0.5 -> 0, 2.5 -> 2); values beyond the range go to the end classes."""
     half = (num_classes - 1) / 2
+    if num_classes % 2:
+        return (torch.round(labels.detach().to(torch.float64).clamp(-half, half)) + half).long()
     boundaries = torch.arange(-half + 0.5, half, 1.0, device=labels.device, dtype=torch.float64)
     return torch.bucketize(labels.detach().to(torch.float64), boundaries, right=True)
 

@@ -1,6 +1,8 @@
 """Hugging Face Inference Endpoints handler: a video (bytes or base64) + transcript -> sentiment.
 
-Request: `{"inputs": <video bytes | base64 string>, "parameters": {"text": "transcript"}}`.
+Request: `{"inputs": <video bytes | base64 string>, "parameters": {"text": "transcript"}}`; the parameters may add the
+pipeline's options `window_seconds`, `stride_seconds` (a timeline) and `explain` (modality contributions); any other
+parameter is refused.
 Response: the `multimodal-sentiment-analysis` pipeline's dict, or `{"error": ...}` saying what was wrong.
 
 A served model opens no server-side file and fetches no URL unless the deployment opts in: environment
@@ -17,6 +19,8 @@ from typing import Any
 
 DEFAULT_MAX_BYTES = 100 * 2**20
 EXPECTED = ('expected {"inputs": <video bytes or a base64-encoded video>, "parameters": {"text": "<transcript>"}}')
+# parameters beside "text": the pipeline's options, with the types they take
+OPTIONS = {"window_seconds": (int, float), "stride_seconds": (int, float), "explain": (bool,)}
 
 
 class RequestError(ValueError):
@@ -42,14 +46,15 @@ class EndpointHandler:
             video, text = self._parse(data)
             if text is None:  # as the pipeline: a transcript must be given ("" runs the model without words)
                 raise RequestError(f'parameters.text is missing: the transcript ("" for none); {EXPECTED}.')
-        except RequestError as error:
+            options = self._options(data.get("parameters") or {})
+            if isinstance(video, str):  # a path or URL the deployment allowed
+                return self.pipeline(video, text=text, **options)
+            with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
+                handle.write(video)
+                handle.flush()
+                result = self.pipeline(handle.name, text=text, **options)
+        except (RequestError, ValueError) as error:  # a refused option value (e.g. a window below the minimum)
             return {"error": str(error)}
-        if isinstance(video, str):  # a path or URL the deployment allowed
-            return self.pipeline(video, text=text)
-        with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
-            handle.write(video)
-            handle.flush()
-            result = self.pipeline(handle.name, text=text)
         if "error" in result:  # never echo the server's temporary path
             result = {"error": result["error"].replace(handle.name, "<uploaded video>")}
         return result
@@ -79,6 +84,18 @@ class EndpointHandler:
             raise RequestError("inputs is empty: send the bytes of a video file.")
         self._check_size(len(inputs))
         return bytes(inputs), text
+
+    @staticmethod
+    def _options(parameters: dict) -> dict:
+        """The pipeline options among `parameters`; an unknown name or a value of the wrong type is refused."""
+        unknown = sorted(set(parameters) - set(OPTIONS) - {"text"})
+        if unknown:
+            raise RequestError(f"unknown parameters {unknown}: this endpoint takes text, {', '.join(OPTIONS)}.")
+        options = {name: parameters[name] for name in OPTIONS if parameters.get(name) is not None}
+        for name, value in options.items():
+            if not isinstance(value, OPTIONS[name]) or (name != "explain" and isinstance(value, bool)):
+                raise RequestError(f"parameters.{name} must be a {OPTIONS[name][-1].__name__}, got {value!r}.")
+        return options
 
     def _check_size(self, size: int, about: bool = False) -> None:
         if size > self.max_bytes:

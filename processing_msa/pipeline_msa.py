@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import numpy as np
 import torch
 from transformers import AutoModelForSequenceClassification, Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
@@ -10,6 +11,9 @@ from .video_io import MediaDecodingError
 
 TASK = "multimodal-sentiment-analysis"
 MODALITY_NAMES = ("text", "audio", "vision")  # literal: this file travels to the Hub without the model package
+# Request budgets, checked before any work: a longer transcript, a shorter window or stride, or more windows are refused.
+MAX_TRANSCRIPT_CHARACTERS = 20_000
+MIN_WINDOW_SECONDS, MIN_STRIDE_SECONDS, MAX_WINDOWS = 0.25, 0.1, 600
 SENTIMENT_CLASSES = (
     "strongly negative", "negative", "weakly negative", "neutral", "weakly positive", "positive", "strongly positive"
 )
@@ -103,8 +107,10 @@ class MultimodalSentimentPipeline(Pipeline):
                              window_seconds: float | None = None, stride_seconds: float | None = None, **kwargs):
         preprocess = {"text": text} if text is not None else {}
         if window_seconds is not None:
-            if not window_seconds > 0 or (stride_seconds is not None and not stride_seconds > 0):
-                raise ValueError(f"window_seconds ({window_seconds}) and stride_seconds ({stride_seconds}) must be > 0.")
+            if not window_seconds >= MIN_WINDOW_SECONDS or (stride_seconds is not None
+                                                            and not stride_seconds >= MIN_STRIDE_SECONDS):
+                raise ValueError(f"window_seconds ({window_seconds}) must be >= {MIN_WINDOW_SECONDS} and stride_seconds "
+                                 f"({stride_seconds}) >= {MIN_STRIDE_SECONDS}.")
             preprocess.update(window_seconds=window_seconds, stride_seconds=stride_seconds or window_seconds / 2)
         forward = {"explain": bool(explain)} if explain is not None else {}
         return preprocess, forward, {}
@@ -139,25 +145,43 @@ class MultimodalSentimentPipeline(Pipeline):
             raise ValueError("No transcript: pass text=... (an empty string runs the model without words).")
         if not isinstance(text, str):
             raise ValueError(f"text must be a string (the transcript), got {type(text).__name__}.")
+        if len(text) > MAX_TRANSCRIPT_CHARACTERS:
+            raise ValueError(f"text is {len(text)} characters, above the limit of {MAX_TRANSCRIPT_CHARACTERS} (the "
+                             "model reads the first few hundred tokens): send the clip's own transcript.")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise ValueError(f"text is not valid Unicode at character {error.start} (an unpaired surrogate).") from None
         return inputs, text
 
     def _windows(self, inputs: dict, window_seconds: float, stride_seconds: float):
-        """(start, end, {"audio", "frames", "sampling_rate"}) windows of a decoded clip; the last one ends at the end."""
+        """(start, end, {"audio", "frames", "sampling_rate"}) windows of a decoded clip, cut by time: the frames whose
+        timestamps (`frame_times`; else evenly spaced over the audio) fall in the window (else the latest before it)
+        and its audio, silence-padded where the soundtrack ended earlier. The last window ends at the end."""
         audio, frames = inputs.get("audio"), inputs.get("frames")
         if audio is None or frames is None:
             raise ValueError("window_seconds needs a video file or 'audio' + 'frames'.")
         rate = inputs.get("sampling_rate") or self.processor.sampling_rate
-        duration = len(audio) / rate
-        fps = len(frames) / duration if duration > 0 else 0.0
-        starts = [0.0]
-        while starts[-1] + window_seconds < duration:
-            starts.append(starts[-1] + stride_seconds)
-        for start in starts:
+        times = inputs.get("frame_times")
+        if times is None:
+            times = torch.arange(len(frames)).double() * (len(audio) / rate / max(len(frames), 1))
+        times = torch.as_tensor(times, dtype=torch.float64)
+        step = float(times[1] - times[0]) if len(times) > 1 else 0.0
+        duration = max(len(audio) / rate, float(times[-1]) + step)
+        count = 1 + max(0, int(-(-(duration - window_seconds) // stride_seconds)))
+        if count > MAX_WINDOWS:
+            raise ValueError(f"window_seconds={window_seconds} and stride_seconds={stride_seconds} give {count} windows "
+                             f"over {duration:.0f} s, above the limit of {MAX_WINDOWS}: raise stride_seconds.")
+        for start in (index * stride_seconds for index in range(count)):
             end = min(start + window_seconds, duration)
-            first_frame = min(int(start * fps), len(frames) - 1)
-            window_frames = frames[first_frame:max(first_frame + 1, int(round(end * fps)))]
-            window_audio = audio[int(start * rate):max(int(start * rate) + 1, int(end * rate))]
-            yield round(start, 3), round(end, 3), {"audio": window_audio, "frames": window_frames, "sampling_rate": rate}
+            inside = ((times >= start - 1e-6) & (times < end - 1e-6)).nonzero().flatten().tolist()
+            picked = inside or [max(0, int((times <= start + 1e-6).sum()) - 1)]
+            window_audio = audio[int(start * rate):int(end * rate)]
+            missing = max(1, int(end * rate) - int(start * rate)) - len(window_audio)
+            if missing > 0:
+                window_audio = np.concatenate([window_audio, np.zeros(missing, dtype=window_audio.dtype)])
+            yield round(start, 3), round(end, 3), {"audio": window_audio, "frames": frames[picked[0]:picked[-1] + 1],
+                                                   "sampling_rate": rate}
 
     def _processor_inputs(self, inputs: dict, text: str):
         if not hasattr(self, "_input_limits"):

@@ -12,6 +12,53 @@ class MediaDecodingError(ValueError):
     """A media file that cannot be used: unreadable, corrupt, or missing a stream the model needs."""
 
 
+@dataclass(frozen=True)
+class MediaBudget:
+    """What decoding one clip may cost, checked from the file's metadata before decoding and again while decoding
+    (metadata can lie). Defaults can be changed per process with the environment variables named below.
+
+    max_seconds: longest span decoded (MSA_MAX_MEDIA_SECONDS, default 600).
+    max_frame_side: frames with a longer side are downscaled while decoding, keeping the aspect ratio; the encoders
+        take 224-256 pixels (MSA_MAX_FRAME_SIDE, default 640).
+    max_decoded_bytes: kept frames (after downscaling) plus float32 audio (MSA_MAX_DECODED_MB, default 1024 MiB).
+    """
+
+    max_seconds: float = 600.0
+    max_frame_side: int = 640
+    max_decoded_bytes: int = 1024 * 2**20
+
+    @classmethod
+    def from_environment(cls) -> "MediaBudget":
+        import os
+
+        try:
+            return cls(float(os.environ.get("MSA_MAX_MEDIA_SECONDS", cls.max_seconds)),
+                       int(os.environ.get("MSA_MAX_FRAME_SIDE", cls.max_frame_side)),
+                       int(float(os.environ.get("MSA_MAX_DECODED_MB", cls.max_decoded_bytes / 2**20)) * 2**20))
+        except ValueError as error:
+            raise ValueError(f"MSA_MAX_MEDIA_SECONDS / MSA_MAX_FRAME_SIDE / MSA_MAX_DECODED_MB must be numbers ({error}).") from None
+
+
+def _output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
+    """(width, height) scaled so that the longer side is at most `max_side` (even sizes, for the YUV reformat)."""
+    scale = min(1.0, max_side / max(width, height, 1))
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
+
+
+def _check_budget(path: str, budget: MediaBudget, seconds: float | None, frames: int, size: tuple[int, int],
+                  sampling_rate: int, has_audio: bool) -> None:
+    """Refuse, before decoding, a clip whose span or decoded size exceeds `budget`."""
+    if seconds is not None and seconds > budget.max_seconds:
+        raise MediaDecodingError(f"{path}: {seconds:.0f} s to decode, above the limit of {budget.max_seconds:g} s "
+                                 "(MSA_MAX_MEDIA_SECONDS): cut the clip, or pass start/end.")
+    needed = frames * size[0] * size[1] * 3 + (int((seconds or 0) * sampling_rate) * 4 if has_audio else 0)
+    if needed > budget.max_decoded_bytes:
+        raise MediaDecodingError(
+            f"{path}: decoding would hold about {needed / 2**20:.0f} MiB ({frames} frames of {size[0]}x{size[1]} and "
+            f"the audio), above the limit of {budget.max_decoded_bytes / 2**20:.0f} MiB (MSA_MAX_DECODED_MB): lower "
+            "fps or max_frames, or cut the clip.")
+
+
 @dataclass
 class DecodedVideo:
     """frames: uint8 [F, H, W, 3] RGB; frame_times: seconds [F]; audio: float32 [S] mono in [-1, 1]."""
@@ -31,10 +78,12 @@ def decode_video(
     end: float | None = None,
     max_frames: int | None = None,
     require_audio: bool = True,
+    budget: MediaBudget | None = None,
 ) -> DecodedVideo:
     """Frames sampled at `fps` (one per 1/fps seconds, the first frame at/after each tick), the soundtrack
     resampled to mono `sampling_rate`, both within [start, end) seconds. Raises `MediaDecodingError` naming the
-    file for unreadable/corrupt media, no video stream, or (with `require_audio`) no audio stream."""
+    file for unreadable/corrupt media, no video stream, (with `require_audio`) no audio stream, or a clip above
+    `budget` (default `MediaBudget.from_environment()`); frames are downscaled to the budget's `max_frame_side`."""
     import av
 
     path = str(path)
@@ -55,8 +104,20 @@ def decode_video(
                 f"{path}: has no audio stream. The models need the soundtrack: use a file with audio, or pass "
                 "`audio=` (a 16 kHz waveform) with `frames=` to the processor."
             )
-        streams = [container.streams.video[0]] + list(container.streams.audio[:1])
+        budget = budget or MediaBudget.from_environment()
+        video_stream = container.streams.video[0]
+        size = _output_size(video_stream.codec_context.width or 1, video_stream.codec_context.height or 1,
+                            budget.max_frame_side)
+        total = container.duration / av.time_base if container.duration else None
+        span = (min(end, total) if end is not None and total is not None else end if end is not None else total)
+        seconds = None if span is None else max(0.0, span - start_time)
+        expected_frames = int((seconds or 0) * fps) + 1 if seconds is not None else 1
+        if max_frames is not None:
+            expected_frames = min(expected_frames, max_frames)
+        _check_budget(path, budget, seconds, expected_frames, size, sampling_rate, bool(container.streams.audio))
+        streams = [video_stream] + list(container.streams.audio[:1])
         frames, times, audio_chunks = [], [], []
+        decoded_bytes = 0
         resampler = av.AudioResampler(format="flt", layout="mono", rate=sampling_rate)
         next_tick = start_time
         if start_time > 0:
@@ -67,14 +128,24 @@ def decode_video(
                     time = float(frame.time) if frame.time is not None else None
                     if time is None or time < start_time or (end is not None and time >= end):
                         continue
+                    if time - start_time > budget.max_seconds:  # the metadata understated the duration
+                        _check_budget(path, budget, time - start_time, 0, size, sampling_rate, False)
                     if packet.stream.type == "video":
                         if time + 1e-6 >= next_tick and (max_frames is None or len(frames) < max_frames):
-                            frames.append(frame.to_ndarray(format="rgb24"))
+                            width, height = _output_size(frame.width, frame.height, budget.max_frame_side)
+                            frames.append(frame.to_ndarray(format="rgb24", width=width, height=height))
                             times.append(time)
+                            decoded_bytes += frames[-1].nbytes
                             next_tick += 1.0 / fps * max(1, int((time - next_tick) * fps + 1e-6) + 1)
                     else:
                         for resampled in resampler.resample(frame):
                             audio_chunks.append(resampled.to_ndarray().reshape(-1))
+                            decoded_bytes += audio_chunks[-1].nbytes
+                    if decoded_bytes > budget.max_decoded_bytes:
+                        raise MediaDecodingError(
+                            f"{path}: the decoded frames and audio passed the limit of "
+                            f"{budget.max_decoded_bytes / 2**20:.0f} MiB (MSA_MAX_DECODED_MB) at {time:.1f} s: lower "
+                            "fps or cut the clip.")
             if container.streams.audio:
                 for resampled in resampler.resample(None):
                     audio_chunks.append(resampled.to_ndarray().reshape(-1))
@@ -163,6 +234,6 @@ def opencv_face_crop(frames: np.ndarray, margin: float = 0.2) -> np.ndarray:
 FACE_CROPS = {"center": center_square_crop, "opencv": opencv_face_crop}
 
 __all__ = [
-    "DecodedVideo", "FACE_CROPS", "MediaDecodingError", "center_square_crop", "decode_video", "load_clip",
+    "DecodedVideo", "FACE_CROPS", "MediaBudget", "MediaDecodingError", "center_square_crop", "decode_video", "load_clip",
     "opencv_face_crop",
 ]

@@ -150,3 +150,200 @@ def test_demo_errors_name_no_server_path():
     message = without_server_paths(f"{upload}: has no audio stream (in /tmp/gradio/0123abcd).", upload)
     assert message == "clip.mp4: has no audio stream (in <upload>)."
     assert os.sep + "tmp" not in message
+
+
+TINY_RUN = ("--max_steps", "2", "--synthetic_num_train", "8", "--synthetic_num_validation", "4",
+            "--synthetic_num_test", "4", "--eval_strategy", "no", "--save_strategy", "steps", "--save_steps", "1",
+            "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true")
+
+
+def test_train_refuses_an_output_dir_of_another_run(tmp_path):
+    from train_runner import run_train_script
+
+    run_train_script(*TINY_RUN, cwd=tmp_path)  # the default folder of Semi-IIN on the embedded data
+    semi = tmp_path / "outputs" / "semi-iin-synthetic"
+    assert {"checkpoint-1", "checkpoint-2", "model", "msa_run.json"} <= {p.name for p in semi.iterdir()}
+    run_train_script("--model", "self_mm", *TINY_RUN, cwd=tmp_path)  # another model: another default folder
+    assert (tmp_path / "outputs" / "self-mm-synthetic" / "model" / "config.json").is_file()
+    model_before = (semi / "model" / "model.safetensors").read_bytes()
+
+    for other, differs in ((("--model", "self_mm"), "model"), (("--synthetic_signal", "0.9"), "data.synthetic"),
+                           (("--hidden_size", "32"), "config.hidden_size")):
+        with pytest.raises(SystemExit, match=rf"holds a run of model 'semi_iin' \(checkpoint-1, checkpoint-2, model, "
+                                             rf"plots\) made from other inputs: .*{differs}.*--overwrite_output_dir"):
+            run_train_script(*other, *TINY_RUN, "--output_dir", str(semi), cwd=tmp_path)
+    with pytest.raises(SystemExit, match="made from other inputs: data.splits"):  # resuming on other data
+        run_train_script(*TINY_RUN, "--synthetic_num_train", "12", "--output_dir", str(semi),
+                         "--resume_from_checkpoint", "last", cwd=tmp_path)
+    assert (semi / "model" / "model.safetensors").read_bytes() == model_before  # nothing was touched
+    run_train_script(*TINY_RUN, "--output_dir", str(semi), cwd=tmp_path)  # the same run again: allowed
+
+    run_train_script("--synthetic_signal", "0.9", *TINY_RUN, "--max_steps", "1", "--output_dir", str(semi),
+                     "--overwrite_output_dir", "true", cwd=tmp_path)
+    assert not (semi / "checkpoint-2").exists()  # the replaced run's checkpoints are gone, this run's are there
+    assert json.loads((semi / "msa_run.json").read_text())["data"]["synthetic"]["signal"] == 0.9
+
+
+def test_train_refuses_a_folder_with_an_unrecorded_run(tmp_path):
+    from train_runner import run_train_script
+
+    folder = tmp_path / "old"
+    (folder / "checkpoint-500").mkdir(parents=True)
+    with pytest.raises(SystemExit, match=r"old holds a run without a record of what made it \(checkpoint-500\)"):
+        run_train_script(*TINY_RUN, "--output_dir", str(folder), cwd=tmp_path)
+    assert (folder / "checkpoint-500").is_dir()
+
+
+def write_4k_clip(path, seconds: float = 2.0, fps: int = 5):
+    """A black 3840x2160 clip with a silent soundtrack: tiny on disk, 25 MB per decoded RGB frame."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = 3840, 2160, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        black = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), dtype=np.uint8), format="rgb24")
+        for _ in range(int(seconds * fps)):
+            for packet in video.encode(black):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, int(seconds * 16000)), dtype=np.int16), format="s16",
+                                             layout="mono")
+        silence.sample_rate = 16000
+        for packet in [*audio.encode(silence), *audio.encode()]:
+            container.mux(packet)
+    return path
+
+
+def test_decoding_budget_downscales_and_refuses_before_decoding(tmp_path, monkeypatch):
+    import time
+
+    from processing_msa.video_io import MediaBudget, MediaDecodingError, decode_video
+
+    clip = write_4k_clip(tmp_path / "4k.mp4")
+    decoded = decode_video(clip, fps=5)
+    assert decoded.frames.shape[1:] == (360, 640, 3)  # the longer side at MediaBudget.max_frame_side
+    started = time.perf_counter()
+    with pytest.raises(MediaDecodingError, match=r"4k\.mp4: decoding would hold about .*\(MSA_MAX_DECODED_MB\)"):
+        decode_video(clip, fps=5, budget=MediaBudget(max_frame_side=4096, max_decoded_bytes=100 * 2**20))
+    assert time.perf_counter() - started < 1.0  # refused from the metadata, nothing decoded
+    monkeypatch.setenv("MSA_MAX_MEDIA_SECONDS", "1")
+    with pytest.raises(MediaDecodingError, match=r"2 s to decode, above the limit of 1 s \(MSA_MAX_MEDIA_SECONDS\)"):
+        decode_video(clip, fps=5)
+
+
+@pytest.fixture(scope="module")
+def sentiment_pipeline():
+    from transformers import pipeline
+
+    from processing_msa import TASK
+
+    torch.manual_seed(0)
+    return pipeline(TASK, model=tiny_pipeline_model(), processor=tiny_processor())
+
+
+def test_pipeline_refuses_pathological_requests_per_item(sentiment_pipeline, tmp_path):
+    import time
+
+    clip = str(write_clip(tmp_path / "clip.mp4", seconds=1.0))
+    started = time.perf_counter()
+    results = sentiment_pipeline([{"video": clip, "text": "fine"}, {"video": clip, "text": "bad \ud800 x"},
+                                  {"video": clip, "text": "word " * 10_000}])
+    assert "score" in results[0]
+    assert "unpaired surrogate" in results[1]["error"]
+    assert "above the limit of 20000" in results[2]["error"]
+    for window, stride in ((0.01, None), (1.0, 0.001)):
+        with pytest.raises(ValueError, match="must be >= 0.25 and stride_seconds"):
+            sentiment_pipeline(clip, text="x", window_seconds=window, stride_seconds=stride)
+    assert time.perf_counter() - started < 30
+
+
+def write_av_clip(path, video_seconds: float, audio_seconds: float, fps: int = 4):
+    """Frames whose grey level is 30 times their index and a soundtrack of another length."""
+    import av
+    import numpy as np
+
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width = video.height = 32
+        video.pix_fmt = "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        for index in range(int(video_seconds * fps)):
+            image = np.full((32, 32, 3), index * 30, dtype=np.uint8)
+            for packet in video.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        tone = av.AudioFrame.from_ndarray(np.full((1, int(audio_seconds * 16000)), 3000, dtype=np.int16),
+                                          format="s16", layout="mono")
+        tone.sample_rate = 16000
+        for packet in [*audio.encode(tone), *audio.encode()]:
+            container.mux(packet)
+    return path
+
+
+def test_timeline_cuts_frames_by_their_timestamps(sentiment_pipeline, tmp_path):
+    """Audio half as long as the video: each window still gets the frames of its own seconds."""
+    clip = write_av_clip(tmp_path / "short-audio.mp4", video_seconds=2.0, audio_seconds=1.0)
+    decoded = {**sentiment_pipeline.processor.decode_video(str(clip)), "sampling_rate": 16000}
+    windows = list(sentiment_pipeline._windows(decoded, 0.5, 0.5))
+    assert [(start, end) for start, end, _ in windows] == [(0.0, 0.5), (0.5, 1.0), (1.0, 1.5), (1.5, 2.0)]
+    for (start, end, window), times in zip(windows, ([0.0, 0.25], [0.5, 0.75], [1.0, 1.25], [1.5, 1.75])):
+        grey = [round(float(frame.mean()) / 30) for frame in window["frames"]]
+        assert grey == [round(t * 4) for t in times]
+        assert len(window["audio"]) == 8000  # the ended soundtrack is silence, not the wrong part of the clip
+    result = sentiment_pipeline(str(clip), text="x", window_seconds=0.5, stride_seconds=0.5)
+    assert [w["end"] for w in result["timeline"]] == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_handler_honours_its_parameters_and_refuses_unknown_ones(hub_folder, tmp_path):
+    import base64
+
+    from processing_msa.handler import EndpointHandler
+
+    handler = EndpointHandler(str(hub_folder))
+    video = base64.b64encode(write_clip(tmp_path / "clip.mp4", seconds=1.5).read_bytes()).decode()
+    result = handler({"inputs": video, "parameters": {"text": "fine", "window_seconds": 0.5, "explain": True}})
+    assert len(result["timeline"]) >= 3 and set(result["modality_contributions"]) == {"text", "audio", "vision"}
+    assert "unknown parameters ['window']" in handler({"inputs": video, "parameters": {"text": "x", "window": 2}})["error"]
+    assert "parameters.explain must be a bool" in handler({"inputs": video, "parameters": {"text": "x",
+                                                                                           "explain": "yes"}})["error"]
+    assert ">= 0.25" in handler({"inputs": video, "parameters": {"text": "x", "window_seconds": 0.001}})["error"]
+    assert "above the limit of 20000" in handler({"inputs": video, "parameters": {"text": "x" * 20_001}})["error"]
+
+
+def test_absurd_config_sizes_are_refused_at_once():
+    import time
+
+    from modeling_msa import SemiIINConfig, SharedPrivateConfig
+
+    started = time.perf_counter()
+    with pytest.raises(Exception, match=r"layer_repeats must be an integer in \[1, 256\], got 1000000000"):
+        SemiIINConfig(layer_repeats=10**9)
+    with pytest.raises(Exception, match=r"hidden_size must be an integer in \[1, 65536\]"):
+        SemiIINConfig(hidden_size=2**30, num_attention_heads=2)
+    with pytest.raises(Exception, match=r"audio_lstm_layers must be an integer in \[1, 64\]"):
+        SharedPrivateConfig(audio_lstm_layers=10**6)
+    assert time.perf_counter() - started < 1.0
+
+
+def test_weights_of_a_wrong_dtype_or_shape_are_refused_naming_the_tensor(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from modeling_msa import SemiIINConfig, SemiIINForSentimentAnalysis
+
+    SemiIINForSentimentAnalysis(SemiIINConfig(hidden_size=16, num_attention_heads=2)).save_pretrained(tmp_path)
+    weights = load_file(str(tmp_path / "model.safetensors"))
+    good = dict(weights)
+    weights["regression_head.weight"] = (weights["regression_head.weight"] * 1e5).to(torch.int32)
+    save_file(weights, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"tensor 'regression_head.weight' in model.safetensors is stored as I32"):
+        SemiIINForSentimentAnalysis.from_pretrained(tmp_path)
+    good["regression_head.weight"] = torch.zeros(3, 3)
+    save_file(good, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
+    with pytest.raises(ValueError, match=r"wrong shape.*regression_head.weight: checkpoint \[3, 3\] vs model \[1, "):
+        SemiIINForSentimentAnalysis.from_pretrained(tmp_path)

@@ -91,9 +91,19 @@ def test_intra_branch_keeps_modalities_apart_and_inter_branch_mixes_them():
 
 
 def test_intensity_to_class_bins():
+    """One 7-class binning for the head's targets, Acc-7 and the pipeline's `emotion`: MMSA's metricsTop (np.round of
+    the clipped intensity, half to even), bin edges included."""
+    import numpy as np
+
+    from processing_msa.pipeline_msa import SENTIMENT_CLASSES, intensity_class
+
     values = torch.tensor([-3.0, -2.51, -2.5, -1.5, -0.5, -0.49, 0.0, 0.49, 0.5, 1.5, 2.49, 2.5, 3.0, 4.0, -9.0])
-    expected = [0, 0, 1, 2, 3, 3, 3, 3, 4, 5, 5, 6, 6, 6, 0]
+    expected = [0, 0, 1, 1, 3, 3, 3, 3, 3, 5, 5, 5, 6, 6, 0]
     assert intensity_to_class(values).tolist() == expected
+    mmsa = (np.round(np.clip(values.numpy(), -3.0, 3.0)) + 3).astype(int).tolist()  # MMSA's Mult_acc_7 rounding
+    assert mmsa == expected
+    assert [SENTIMENT_CLASSES.index(intensity_class(float(v))) for v in values] == expected
+    assert intensity_to_class(torch.tensor([-2.5, -1.5, 0.5, 2.5]), 6).tolist() == [0, 1, 3, 5]  # even counts: bins
 
 
 def test_loss_is_weighted_mse_plus_ce():
