@@ -130,7 +130,9 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
         "help": "Replace a run of another model, config or data found in --output_dir (its checkpoints, stages and "
                 "plots are deleted, its model folder replaced); without it such a folder is refused."})
     metrics_profile: str = field(default="synthetic", metadata={
-        "help": "Metric definitions of the evaluation.", "choices": list(METRIC_PROFILES)})
+        "help": "Metric definitions of the evaluation; unset: the dataset's (synthetic, mosi, mosei, sims; custom and "
+                "ami: sims when every label lies in [-1, 1], else mosi). A profile that contradicts the labels is "
+                "refused.", "choices": list(METRIC_PROFILES)})
     learning_rate: float = field(default=1e-3, metadata=trainer_help("learning_rate"))
     num_train_epochs: float = field(default=6.0, metadata=trainer_help("num_train_epochs"))
     # The quick CPU job anneals its 10x larger learning rate to 0 and clips gradients (Trainer's defaults); the
@@ -501,6 +503,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if self_training_args.unlabeled_dataset:  # SelfTrainingArguments refuses it without --self_training
         with training_args.main_process_first(desc="unlabeled dataset preparation"):
             dataset = attach_unlabeled(dataset, data_args, self_training_args)
+    training_args = with_metrics_profile(training_args, data_args, dataset, flags_given(argv))
     record = run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset)
     if self_training_args.self_training:
         from training_msa.data import holds_raw_clips
@@ -545,6 +548,33 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         plots = write_plots(model, trainer.state.log_history, dataset["test"], training_args, trainer.data_collator)
         publish(model, metrics, data_args, model_args, training_args, argv, plots, processor)
     return metrics
+
+
+def flags_given(argv: list[str]) -> set[str]:
+    """The flag names set on the command line or in its recipe."""
+    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
+        argv = recipe_arguments(Path(argv[0])) + argv[1:]
+    return {item[2:].split("=")[0] for item in argv if item.startswith("--")}
+
+
+def with_metrics_profile(training_args, data_args, dataset, given: set[str]):
+    """`training_args` whose metrics profile follows the dataset when --metrics_profile is not given; a given one that
+    contradicts the labels (SIMS's lie in [-1, 1], MOSI/MOSEI's in [-3, 3]) is refused."""
+    from dataset_scripts.loading import read_labels
+
+    labels = read_labels(dataset["train"])
+    widest = float(abs(labels[labels == labels]).max()) if labels.size else 0.0
+    sims_like = data_args.dataset_name == "sims" or (data_args.dataset_name in ("custom", "ami") and widest <= 1.0)
+    if "metrics_profile" not in given:
+        named = {"synthetic": "synthetic", "mosi": "mosi", "mosei": "mosei", "sims": "sims"}
+        profile = named.get(data_args.dataset_name, "sims" if sims_like else "mosi")
+        return dataclasses.replace(training_args, metrics_profile=profile)
+    if training_args.metrics_profile == "sims" and widest > 1.0 or (
+            training_args.metrics_profile in ("mosi", "mosei") and data_args.dataset_name == "sims"):
+        raise SystemExit(f"--metrics_profile {training_args.metrics_profile} does not fit the labels of "
+                         f"{data_args.data_dir or data_args.dataset_name} (largest |label| {widest:g}; SIMS labels lie "
+                         "in [-1, 1], MOSI/MOSEI ones in [-3, 3]): drop --metrics_profile to follow the dataset.")
+    return training_args
 
 
 def run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset) -> dict:

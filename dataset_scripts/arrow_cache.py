@@ -15,12 +15,16 @@ _SOURCES: dict[str, Iterator[dict]] = {}
 
 
 def file_fingerprint(*parts) -> str:
-    """Fingerprint of input files (path, size, mtime) and options."""
+    """Fingerprint of input files (their content's SHA-256: a file rewritten with the same size and mtime is another
+    input) and options."""
     digest = hashlib.sha256()
     for part in parts:
-        if isinstance(part, Path) and part.exists():
-            stat = part.stat()
-            part = f"{part.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if isinstance(part, Path) and part.is_file():
+            content = hashlib.sha256()
+            with part.open("rb") as handle:
+                for block in iter(lambda: handle.read(8 * 2**20), b""):
+                    content.update(block)
+            part = f"file:{content.hexdigest()}"
         digest.update(repr(part).encode())
     return digest.hexdigest()[:24]
 
@@ -67,7 +71,11 @@ def cached_dataset_dict(
         built = DatasetDict({split: _split(iter(examples(split)), schema, split, staging, fingerprint) for split in splits})
         built.save_to_disk(str(staging / "dataset"), num_shards={s: 1 for s in built if len(built[s]) == 0} or None)
         del built
-        (staging / "dataset").rename(target)
+        try:
+            (staging / "dataset").rename(target)
+        except OSError:  # another process built the same cache meanwhile: use theirs (same inputs, same content)
+            if not (target / "dataset_dict.json").exists():
+                raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return load_from_disk(str(target))

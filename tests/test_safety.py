@@ -347,3 +347,56 @@ def test_weights_of_a_wrong_dtype_or_shape_are_refused_naming_the_tensor(tmp_pat
     save_file(good, str(tmp_path / "model.safetensors"), metadata={"format": "pt"})
     with pytest.raises(ValueError, match=r"wrong shape.*regression_head.weight: checkpoint \[3, 3\] vs model \[1, "):
         SemiIINForSentimentAnalysis.from_pretrained(tmp_path)
+
+
+def test_metrics_profile_follows_the_dataset_and_refuses_a_contradiction(tmp_path):
+    from datasets import Dataset, DatasetDict
+    from train_runner import train_script
+
+    train = train_script()
+    args = train.TrainScriptArguments(output_dir=str(tmp_path), report_to="none")
+    sims_like = DatasetDict({"train": Dataset.from_dict({"label": [0.2, -1.0, 0.6]})})
+    mosi_like = DatasetDict({"train": Dataset.from_dict({"label": [2.4, -3.0, 0.6]})})
+    for name, data, profile in (("custom", sims_like, "sims"), ("custom", mosi_like, "mosi"), ("mosei", mosi_like,
+                                                                                               "mosei")):
+        chosen = train.with_metrics_profile(args, train.DataArguments(dataset_name=name), data, set())
+        assert chosen.metrics_profile == profile
+    with pytest.raises(SystemExit, match=r"--metrics_profile sims does not fit the labels .*largest \|label\| 3"):
+        train.with_metrics_profile(train.TrainScriptArguments(output_dir=str(tmp_path), metrics_profile="sims"),
+                                   train.DataArguments(dataset_name="custom"), mosi_like, {"metrics_profile"})
+    with pytest.raises(SystemExit, match="--metrics_profile mosi does not fit"):
+        train.with_metrics_profile(train.TrainScriptArguments(output_dir=str(tmp_path), metrics_profile="mosi"),
+                                   train.DataArguments(dataset_name="sims"), sims_like, {"metrics_profile"})
+
+
+def test_arrow_cache_follows_the_content_and_survives_a_concurrent_build(tmp_path):
+    """A pickle rewritten with the same size and mtime is read again; two builds of one cache both succeed."""
+    from datasets import Features, Value
+    from test_dataset_readers import write_mmsa_pickle
+
+    from dataset_scripts.arrow_cache import cached_dataset_dict
+
+    import pickle
+
+    path = tmp_path / "unaligned_50.pkl"
+    write_mmsa_pickle(path)
+    first = load_msa_dataset("mosi", str(tmp_path), cache_dir=str(tmp_path / "cache"))["train"]["label"]
+    stat = path.stat()
+    data = pickle.loads(path.read_bytes())
+    data["train"]["regression_labels"][0] = -data["train"]["regression_labels"][0] + 0.5  # same size, other content
+    path.write_bytes(pickle.dumps(data, protocol=4))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert path.stat().st_size == stat.st_size and path.stat().st_mtime_ns == stat.st_mtime_ns
+    second = load_msa_dataset("mosi", str(tmp_path), cache_dir=str(tmp_path / "cache"))["train"]["label"]
+    assert float(second[0]) != float(first[0]) and list(map(float, second[1:])) == list(map(float, first[1:]))
+
+    schema = Features({"x": Value("int64")})
+
+    def examples(split):
+        if split == "train" and not (tmp_path / "race" / "msa_hub" / "race" / "f" / "dataset_dict.json").exists():
+            cached_dataset_dict("race", "f", ["train"], lambda: schema, lambda s: iter([{"x": 2}]),
+                                cache_dir=str(tmp_path / "race"))  # the other job finishes first
+        yield {"x": 1}
+
+    built = cached_dataset_dict("race", "f", ["train"], lambda: schema, examples, cache_dir=str(tmp_path / "race"))
+    assert built["train"]["x"] == [2]  # the finished cache, not an error on the rename
