@@ -20,7 +20,7 @@ def intensity_to_class(labels: torch.Tensor, num_classes: int = 7) -> torch.Tens
     (np.round, half to even: -1.5 -> -2, 0.5 -> 0, 2.5 -> 2); values beyond the range go to the end classes."""
     half = (num_classes - 1) / 2
     if num_classes % 2:
-        return (torch.round(labels.detach().to(torch.float64).clamp(-half, half)) + half).long()
+        return (torch.round(labels.detach().to(torch.float64).nan_to_num().clamp(-half, half)) + half).long()
     boundaries = torch.arange(-half + 0.5, half, 1.0, device=labels.device, dtype=torch.float64)
     return torch.bucketize(labels.detach().to(torch.float64), boundaries, right=True)
 

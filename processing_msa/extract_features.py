@@ -132,24 +132,73 @@ def _barrier(world: int) -> None:
         dist.destroy_process_group()  # a clean exit on every rank
 
 
+RECORD_FILE = "extraction.json"
+
+
+def _file_sha256(path: Path) -> str | None:
+    import hashlib
+
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def extraction_record(model_dir: str, data_dir: str, dataset: str, source: DatasetDict) -> dict:
+    """What an extraction is made from: the encoders' weights and config, label.csv's content and the clip index."""
+    from training_msa.run_fingerprint import dataset_digest
+
+    folder = Path(model_dir)
+    return {"model": {name: _file_sha256(folder / name) for name in ("model.safetensors", "config.json",
+                                                                      "processor_config.json")},
+            "dataset": dataset, "label_csv": _file_sha256(Path(data_dir) / "label.csv"),
+            "clips": dataset_digest(source)}
+
+
+def claim_extraction(output: Path, record: dict, write: bool = True) -> None:
+    """Refuse to resume into OUTPUT_DIR an extraction made with another model folder or another label.csv (its
+    features would be mixed with these); a first run records what it is made from."""
+    from training_msa.run_fingerprint import differences
+
+    path = output / RECORD_FILE
+    started = (output / "dataset").exists() or ((output / "shards").is_dir() and any((output / "shards").iterdir()))
+    old = json.loads(path.read_text()) if path.is_file() else None
+    if started and old != record:
+        what = "an extraction without a record" if old is None else (
+            "an extraction of other inputs (" + ", ".join(differences(old, record)[:6]) + " differ)")
+        raise SystemExit(f"{output} holds {what}: resuming would mix features of two encoders or label sets. Pass a "
+                         "new OUTPUT_DIR, or delete this one to start fresh.")
+    if write:
+        from dataset_scripts.atomic_write import write_text_atomic
+
+        output.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+
+
 def extract_features(
     data_dir: str, output_dir: str, model_dir: str, dataset: str = "custom", shard_size: int = 64,
-    retry_errors: bool = False, progress: bool = True, batch_size: int = 8,
+    retry_errors: bool = False, progress: bool = True, batch_size: int = 8, trust_remote_code: bool = False,
 ) -> DatasetDict | None:
     """Extract every clip of DATA_DIR not extracted yet; returns the assembled dataset (None on ranks > 0)."""
     if batch_size < 1 or shard_size < 1:
         raise SystemExit(f"--batch-size ({batch_size}) and --shard-size ({shard_size}) must be at least 1.")
     rank, world = _rank_and_world()
     output, shards = Path(output_dir), Path(output_dir) / "shards"
-    shards.mkdir(parents=True, exist_ok=True)
     errors_file = output / ("errors.jsonl" if rank == 0 else f"errors-r{rank}.jsonl")
     device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}" if torch.cuda.is_available() else "cpu"
-    model = AutoModel.from_pretrained(model_dir, trust_remote_code=True).eval().to(device)
+    import modeling_msa  # noqa: F401  (registers the models: the installed code reads the folder)
+
+    model = AutoModel.from_pretrained(model_dir, trust_remote_code=trust_remote_code).eval().to(device)
     if set(getattr(model.config, "encoder_modalities", ())) != set(MODALITIES):
         raise SystemExit(f"{model_dir}: the model must bundle text, audio and vision encoders to extract features.")
-    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=True)
+    processor = AutoProcessor.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
     features = output_features(model.config)
     source = load_msa_dataset(dataset, data_dir)
+    claim_extraction(output, extraction_record(model_dir, data_dir, dataset, source))  # every rank, before its shards
+    shards.mkdir(parents=True, exist_ok=True)
     done = _done_ids(shards, output, retry_errors)
     mine = {name: [row for index, row in enumerate(split) if index % world == rank and row["id"] not in done]
             for name, split in source.items()}  # by position in the corpus: the same split on every rank
@@ -258,10 +307,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shard-size", type=int, default=64, help="clips per Parquet shard")
     parser.add_argument("--batch-size", type=int, default=8, help="clips per encoder forward pass")
     parser.add_argument("--retry-errors", action="store_true", help="extract clips that failed before again")
+    parser.add_argument("--trust_remote_code", action="store_true",
+                        help="run the model folder's own Python files (default: the installed msa-hub's code)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     result = extract_features(args.data_dir, args.output_dir, args.model, args.dataset, args.shard_size,
-                              args.retry_errors, batch_size=args.batch_size)
+                              args.retry_errors, batch_size=args.batch_size, trust_remote_code=args.trust_remote_code)
     if result is not None:
         print(f"{Path(args.output_dir) / 'dataset'}: " + ", ".join(f"{k}={len(v)}" for k, v in result.items()))
 

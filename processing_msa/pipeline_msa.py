@@ -157,7 +157,8 @@ class MultimodalSentimentPipeline(Pipeline):
     def _windows(self, inputs: dict, window_seconds: float, stride_seconds: float):
         """(start, end, {"audio", "frames", "sampling_rate"}) windows of a decoded clip, cut by time: the frames whose
         timestamps (`frame_times`; else evenly spaced over the audio) fall in the window (else the latest before it)
-        and its audio, silence-padded where the soundtrack ended earlier. The last window ends at the end."""
+        and its audio, silence-padded where the soundtrack ended earlier. The last window ends at the end (`duration`,
+        else the later of the audio's end and the last frame's)."""
         audio, frames = inputs.get("audio"), inputs.get("frames")
         if audio is None or frames is None:
             raise ValueError("window_seconds needs a video file or 'audio' + 'frames'.")
@@ -167,7 +168,7 @@ class MultimodalSentimentPipeline(Pipeline):
             times = torch.arange(len(frames)).double() * (len(audio) / rate / max(len(frames), 1))
         times = torch.as_tensor(times, dtype=torch.float64)
         step = float(times[1] - times[0]) if len(times) > 1 else 0.0
-        duration = max(len(audio) / rate, float(times[-1]) + step)
+        duration = inputs.get("duration") or max(len(audio) / rate, float(times[-1]) + step)
         count = 1 + max(0, int(-(-(duration - window_seconds) // stride_seconds)))
         if count > MAX_WINDOWS:
             raise ValueError(f"window_seconds={window_seconds} and stride_seconds={stride_seconds} give {count} windows "

@@ -79,9 +79,10 @@ class MSAProcessor(ProcessorMixin):
         return self.feature_extractor.sampling_rate
 
     def decode_video(self, path: str | Path, start: float | None = None, end: float | None = None) -> dict:
-        """{"audio", "frames", "frame_times"} of a video file at this processor's fps and sampling rate."""
+        """{"audio", "frames", "frame_times", "duration"} of a video file at this processor's fps and sampling rate."""
         decoded = decode_video(path, fps=self.fps, sampling_rate=self.sampling_rate, start=start, end=end)
-        return {"audio": decoded.audio, "frames": decoded.frames, "frame_times": decoded.frame_times}
+        return {"audio": decoded.audio, "frames": decoded.frames, "frame_times": decoded.frame_times,
+                "duration": decoded.duration}
 
     def __call__(
         self,

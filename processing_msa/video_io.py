@@ -61,13 +61,15 @@ def _check_budget(path: str, budget: MediaBudget, seconds: float | None, frames:
 
 @dataclass
 class DecodedVideo:
-    """frames: uint8 [F, H, W, 3] RGB; frame_times: seconds [F]; audio: float32 [S] mono in [-1, 1]."""
+    """frames: uint8 [F, H, W, 3] RGB; frame_times: seconds [F]; audio: float32 [S] mono in [-1, 1]; duration: the
+    decoded span in seconds (from the container), when known."""
 
     frames: np.ndarray
     frame_times: np.ndarray
     audio: np.ndarray | None
     sampling_rate: int
     path: str
+    duration: float | None = None
 
 
 def decode_video(
@@ -163,7 +165,8 @@ def decode_video(
         audio = audio[: max(0, int(round((stop - start_time) * sampling_rate)))]
     if require_audio and (audio is None or audio.size == 0):
         raise MediaDecodingError(f"{path}: the audio stream holds no samples in [{start_time}, {end}) s.")
-    return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path)
+    span = None if stop is None else stop - start_time
+    return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path, span)
 
 
 def load_clip(row: dict, fps: float, sampling_rate: int) -> dict:

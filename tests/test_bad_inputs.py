@@ -224,9 +224,9 @@ def test_semi_iin_runs_on_audio_shorter_than_its_convolution():
 @pytest.mark.parametrize(
     "overrides, message",
     [
-        ({"hidden_size": 0}, "hidden_size must be a positive integer, got 0"),
-        ({"hidden_size": -16}, "hidden_size must be a positive integer"),
-        ({"num_attention_heads": 0}, "num_attention_heads must be a positive integer, got 0"),
+        ({"hidden_size": 0}, r"hidden_size must be an integer in \[1, 65536\], got 0"),
+        ({"hidden_size": -16}, r"hidden_size must be an integer in \[1, 65536\]"),
+        ({"num_attention_heads": 0}, r"num_attention_heads must be an integer in \[1, 1024\], got 0"),
         ({"attention_dropout": 1.5}, r"attention_dropout must lie in \[0, 1\)"),
     ],
 )
@@ -243,7 +243,7 @@ def test_shared_private_config_values_are_checked():
 
     from modeling_msa import SharedPrivateConfig
 
-    with pytest.raises(StrictDataclassError, match="audio_lstm_hidden_size must be a positive integer, got 0"):
+    with pytest.raises(StrictDataclassError, match=r"audio_lstm_hidden_size must be an integer in \[1, 65536\], got 0"):
         SharedPrivateConfig(text_input="features", audio_lstm_hidden_size=0)
 
 

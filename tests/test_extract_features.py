@@ -222,3 +222,20 @@ def test_sizes_below_one_are_refused_before_anything_is_written(model_dir, custo
         extraction.extract_features(str(custom_folder), str(tmp_path / "out"), str(model_dir), progress=False,
                                     **options)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_resume_with_another_model_or_label_csv_is_refused(model_dir, custom_folder, tmp_path):
+    """Features of two encoders (or of two labellings) are never mixed in one OUTPUT_DIR."""
+    output = tmp_path / "features"
+    extraction.extract_features(str(custom_folder), str(output), str(model_dir), shard_size=1, progress=False)
+    shard = sorted((output / "shards").glob("*.parquet"))[0]
+    first_run = shard.read_bytes()
+    torch.manual_seed(5)
+    other_model = save_hub_ready(tiny_pipeline_model(), tmp_path / "other-model", processor=tiny_processor())
+    with pytest.raises(SystemExit, match=r"holds an extraction of other inputs \(model.model.safetensors differ\)"):
+        extraction.extract_features(str(custom_folder), str(output), str(other_model), progress=False)
+    table = custom_folder / "label.csv"
+    table.write_text(table.read_text().replace("i loved it,2.0", "i loved it,-2.0"))
+    with pytest.raises(SystemExit, match=r"label_csv.*differ.*Pass a new OUTPUT_DIR"):
+        extraction.extract_features(str(custom_folder), str(output), str(model_dir), progress=False)
+    assert shard.read_bytes() == first_run  # nothing of the first run was touched
