@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from media import write_4k_clip  # noqa: E402  (the tests' clip writer)
 CASE = r"""
 import json, resource, sys, time
 sys.path.insert(0, {root!r})
@@ -54,29 +56,6 @@ for name, call in (
     rows[name] = {{"seconds": time.perf_counter() - started, "outcome": outcome}}
 print(json.dumps(rows))
 """
-
-
-def write_4k_clip(path: Path, seconds: float, fps: int = 5) -> Path:
-    import av
-    import numpy as np
-
-    with av.open(str(path), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 3840, 2160, "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        black = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), dtype=np.uint8), format="rgb24")
-        for _ in range(int(seconds * fps)):
-            for packet in video.encode(black):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        silence = av.AudioFrame.from_ndarray(np.zeros((1, int(seconds * 16000)), dtype=np.int16), format="s16",
-                                             layout="mono")
-        silence.sample_rate = 16000
-        for packet in [*audio.encode(silence), *audio.encode()]:
-            container.mux(packet)
-    return path
 
 
 def run(script: str, env: dict) -> dict:

@@ -57,3 +57,26 @@ def corrupt_clip(path: Path, keep: int = 300) -> Path:
     data = write_clip(path, seconds=1.0).read_bytes()
     path.write_bytes(data[:keep])
     return path
+
+
+def write_4k_clip(path: Path, seconds: float, fps: int = 5) -> Path:
+    """A black 3840x2160 clip with a silent soundtrack: tiny on disk, 25 MB per decoded RGB frame."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        video = container.add_stream("mpeg4", rate=fps)
+        video.width, video.height, video.pix_fmt = 3840, 2160, "yuv420p"
+        audio = container.add_stream("aac", rate=16000)
+        audio.layout = "mono"
+        black = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), dtype=np.uint8), format="rgb24")
+        for _ in range(int(seconds * fps)):
+            for packet in video.encode(black):
+                container.mux(packet)
+        for packet in video.encode():
+            container.mux(packet)
+        silence = av.AudioFrame.from_ndarray(np.zeros((1, int(seconds * 16000)), dtype=np.int16), format="s16",
+                                             layout="mono")
+        silence.sample_rate = 16000
+        for packet in [*audio.encode(silence), *audio.encode()]:
+            container.mux(packet)
+    return path

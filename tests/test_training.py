@@ -252,6 +252,9 @@ def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path, capsys):
     assert report["results"]["3"] != report["results"]["4"]  # the seeds really differ
     multiseed.main(argv, runner=in_process)
     assert "[multiseed] seed" not in capsys.readouterr().out  # finished seeds are not rerun
+    other = [a.replace("--hidden_size=16", "--hidden_size=32") for a in argv]
+    with pytest.raises(ValueError, match=r"holds seeds trained with other train.py arguments"):
+        multiseed.main(other, runner=in_process)  # never reported beside the seeds of another setting
 
 
 def test_shared_private_with_human_unimodal_labels(tmp_path):

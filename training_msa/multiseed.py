@@ -3,7 +3,8 @@
     python -m training_msa.multiseed --seeds 1111 1112 1113 1114 1115 -- --model self_mm --output_dir runs/self-mm
 
 Each seed trains into `<output_dir>/seed-<seed>`; a seed whose `model/test_results.json` already exists is
-not run again, so an interrupted sweep resumes where it stopped. The summary is printed and written to
+not run again, so an interrupted sweep resumes where it stopped (`multiseed_run.json` records the train.py arguments:
+a rerun with other ones into the same folder is refused). The summary is printed and written to
 `<output_dir>/multiseed_results.json`.
 """
 
@@ -72,6 +73,12 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
             if not (a.startswith("--output_dir") or (i > 0 and train_arguments[i - 1] == "--output_dir"))]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds {seeds}: a seed appears twice (each seed is one run).")
+    record_file, record = output_dir / "multiseed_run.json", {"train_arguments": base}
+    earlier = _read_results(record_file)
+    if earlier is not None and earlier != record and any(output_dir.glob("seed-*")):
+        raise ValueError(f"{output_dir} holds seeds trained with other train.py arguments ({earlier['train_arguments']}"
+                         f" vs {base}): their results would be mixed with these. Pass another --output_dir.")
+    write_text_atomic(record_file, json.dumps(record, indent=2))
     results, failures = {}, {}
     for seed in seeds:
         seed_dir = output_dir / f"seed-{seed}"
