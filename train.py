@@ -379,7 +379,8 @@ def publish(model, metrics, data_args, model_args, training_args, argv, plots=()
         model, Path(training_args.output_dir) / "model", metrics=metrics, dataset_name=data_args.dataset_name,
         metrics_profile=training_args.metrics_profile, command="accelerate launch train.py " + shlex.join(argv),
         extra_files={"training_args.json": training_args.to_json_string()},
-        processor=processor or saved_processor(model, model_args), plots=list(plots), examples_dir=data_args.examples_dir,
+        processor=processor or saved_processor(model, model_args), plots=list(plots),
+        examples_dir=data_args.examples_dir,
         model_name=Path(training_args.output_dir).resolve().name, data_description=data_args.data_description,
     )
     print(f"\nHub-ready model folder: {folder}")

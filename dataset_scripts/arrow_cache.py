@@ -14,17 +14,22 @@ from .atomic_write import staging_folder
 _SOURCES: dict[str, Iterator[dict]] = {}
 
 
+def file_sha256(path: Path) -> str:
+    """The SHA-256 of a file's content, read in 8 MiB blocks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(8 * 2**20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def file_fingerprint(*parts) -> str:
     """Fingerprint of input files (their content's SHA-256: a file rewritten with the same size and mtime is another
     input) and options."""
     digest = hashlib.sha256()
     for part in parts:
         if isinstance(part, Path) and part.is_file():
-            content = hashlib.sha256()
-            with part.open("rb") as handle:
-                for block in iter(lambda: handle.read(8 * 2**20), b""):
-                    content.update(block)
-            part = f"file:{content.hexdigest()}"
+            part = f"file:{file_sha256(part)}"
         digest.update(repr(part).encode())
     return digest.hexdigest()[:24]
 

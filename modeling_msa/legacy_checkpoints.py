@@ -33,25 +33,34 @@ _FUSED = ".attention.qkv_proj."  # MulT's [q; k; v] input projection, one Linear
 INTEGER_BUFFERS = ("num_batches_tracked", "position_ids", "token_type_ids")
 
 
-def fused_qkv_tensors(name_or_path, **hub_kwargs) -> dict[str, torch.Tensor]:
-    """The fused `qkv_proj` tensors of a checkpoint (a folder or Hub id with one model.safetensors); {} for a current
-    or unreadable one, which `from_pretrained` then handles (and reports) as usual. A weight stored as an integer or
-    boolean (which loading would cast to float without a word) is refused, naming the tensor."""
-    from safetensors import safe_open
-
+def checkpoint_file(name_or_path, **hub_kwargs) -> str | None:
+    """The model.safetensors of a folder or Hub id; None for a missing or unreadable one, which `from_pretrained` then
+    handles (and reports) as usual."""
     try:
-        path = cached_file(str(name_or_path), "model.safetensors", _raise_exceptions_for_missing_entries=False,
+        return cached_file(str(name_or_path), "model.safetensors", _raise_exceptions_for_missing_entries=False,
                            **hub_kwargs)
     except (OSError, ValueError):
-        return {}
-    if path is None:
-        return {}
+        return None
+
+
+def refuse_non_float_weights(path: str, name_or_path) -> None:
+    """A weight stored as an integer or boolean (which loading would cast to float without a word) is refused, naming
+    the tensor; only the file's header is read."""
+    from safetensors import safe_open
+
     with safe_open(path, "pt") as checkpoint:
         for key in checkpoint.keys():
             dtype = checkpoint.get_slice(key).get_dtype()
             if not dtype.startswith(("F", "BF")) and not key.endswith(INTEGER_BUFFERS):
                 raise ValueError(f"{name_or_path}: tensor {key!r} in model.safetensors is stored as {dtype}, not as "
                                  "floating point: the file is damaged or not this model's; re-save it from the model.")
+
+
+def fused_qkv_tensors(path: str) -> dict[str, torch.Tensor]:
+    """The fused `qkv_proj` tensors of a checkpoint file; {} for a current one."""
+    from safetensors import safe_open
+
+    with safe_open(path, "pt") as checkpoint:
         return {key: checkpoint.get_tensor(key) for key in checkpoint.keys() if _FUSED in key}
 
 
@@ -63,7 +72,7 @@ def mismatched_shapes(model_class, name_or_path, renames: dict[str, str], **hub_
     with torch.device("meta"):
         expected = {key: tuple(value.shape) for key, value in model_class(config).state_dict().items()}
     found = []
-    with safe_open(cached_file(str(name_or_path), "model.safetensors", **hub_kwargs), "pt") as checkpoint:
+    with safe_open(checkpoint_file(name_or_path, **hub_kwargs), "pt") as checkpoint:
         for key in checkpoint.keys():
             name = key
             for pattern, replacement in renames.items():
@@ -103,7 +112,10 @@ def enable_legacy_checkpoints(model_class: type) -> None:
         if renames:
             kwargs.setdefault("key_mapping", renames)
         hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
-        fused = fused_qkv_tensors(args[0], **hub_kwargs) if args else {}
+        path = checkpoint_file(args[0], **hub_kwargs) if args else None
+        if path is not None:
+            refuse_non_float_weights(path, args[0])
+        fused = fused_qkv_tensors(path) if path is not None else {}
         if not fused:
             try:
                 model = load(cls, *args, **kwargs)

@@ -8,7 +8,6 @@ returns (summary markdown, class probabilities, contributions table, gates table
 """
 
 import argparse
-import json
 import logging
 from pathlib import Path
 
@@ -34,15 +33,15 @@ def example_clips(model_source: str) -> list[list[str]]:
     listing = folder / "examples" / "examples.json"
     if not listing.is_file():
         return []
+    from dataset_scripts.safe_paths import path_inside
     from training_msa.export import check_examples
 
-    try:  # every listed video must be a file inside examples/ (no "..", absolute path or symlink out)
-        check_examples(listing.parent)
+    try:  # examples/ and every listed video inside the folder (no "..", absolute path or symlink out)
+        items = check_examples(path_inside(folder, "examples", f"{folder}/examples"))
     except ValueError as error:
         logger.warning("The demo offers no examples: %s", error)
         return []
-    return [[str(folder / "examples" / item["video"]), str(item.get("text", ""))]
-            for item in json.loads(listing.read_text())]
+    return [[str(folder / "examples" / item["video"]), str(item.get("text", ""))] for item in items]
 
 
 def _tables(result: dict):

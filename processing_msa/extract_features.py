@@ -136,15 +136,10 @@ RECORD_FILE = "extraction.json"
 
 
 def _file_sha256(path: Path) -> str | None:
-    import hashlib
+    """`file_sha256` of `path`, or None when there is no such file."""
+    from dataset_scripts.arrow_cache import file_sha256
 
-    if not path.is_file():
-        return None
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(8 * 2**20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path) if path.is_file() else None
 
 
 def extraction_record(model_dir: str, data_dir: str, dataset: str, source: DatasetDict) -> dict:

@@ -66,6 +66,11 @@ def publish(model_dir: str, output_dir: str, processor_dir: str | None = None, p
             "save_pretrained, e.g. MSAProcessor.from_encoders(...).save_pretrained(DIR))."
         )
     processor = AutoProcessor.from_pretrained(processor_source)
+    from dataset_scripts.safe_paths import path_inside
+
+    for name in ("plots", "examples"):  # copied into the Hub folder: never through a link out of MODEL_DIR
+        if (model_dir / name).exists():
+            path_inside(model_dir, name, f"{model_dir}/{name}")
     training_args = model_dir / "training_args.json"
     folder = save_hub_ready(
         model, output_dir, metrics=metrics, processor=processor, dataset_name=trained_on(model_dir),

@@ -36,7 +36,8 @@ class MediaBudget:
                        int(os.environ.get("MSA_MAX_FRAME_SIDE", cls.max_frame_side)),
                        int(float(os.environ.get("MSA_MAX_DECODED_MB", cls.max_decoded_bytes / 2**20)) * 2**20))
         except ValueError as error:
-            raise ValueError(f"MSA_MAX_MEDIA_SECONDS / MSA_MAX_FRAME_SIDE / MSA_MAX_DECODED_MB must be numbers ({error}).") from None
+            raise ValueError("MSA_MAX_MEDIA_SECONDS / MSA_MAX_FRAME_SIDE / MSA_MAX_DECODED_MB must be numbers "
+                             f"({error}).") from None
 
 
 def _output_size(width: int, height: int, max_side: int) -> tuple[int, int]:
@@ -110,10 +111,10 @@ def decode_video(
         video_stream = container.streams.video[0]
         size = _output_size(video_stream.codec_context.width or 1, video_stream.codec_context.height or 1,
                             budget.max_frame_side)
-        total = container.duration / av.time_base if container.duration else None
-        span = (min(end, total) if end is not None and total is not None else end if end is not None else total)
-        seconds = None if span is None else max(0.0, span - start_time)
-        expected_frames = int((seconds or 0) * fps) + 1 if seconds is not None else 1
+        duration = container.duration / av.time_base if container.duration else None
+        stop = min(t for t in (end, duration) if t is not None) if (end, duration) != (None, None) else None
+        seconds = None if stop is None else max(0.0, stop - start_time)  # the span to decode
+        expected_frames = int(seconds * fps) + 1 if seconds is not None else 1
         if max_frames is not None:
             expected_frames = min(expected_frames, max_frames)
         _check_budget(path, budget, seconds, expected_frames, size, sampling_rate, bool(container.streams.audio))
@@ -153,20 +154,17 @@ def decode_video(
                     audio_chunks.append(resampled.to_ndarray().reshape(-1))
         except av.error.FFmpegError as error:
             raise MediaDecodingError(f"{path}: decoding failed ({error}); {REENCODE_HINT}.") from error
-        duration = container.duration / av.time_base if container.duration else None
     if not frames:
         raise MediaDecodingError(
             f"{path}: no video frame decoded in [{start_time}, {end}) s (video duration: {duration} s): the segment lies "
             "outside the video, or the file is corrupt."
         )
     audio = np.concatenate(audio_chunks).astype(np.float32) if audio_chunks else None
-    stop = min(t for t in (end, duration) if t is not None) if (end, duration) != (None, None) else None
-    if audio is not None and stop is not None:  # drop codec padding past the clip (AAC pads whole frames)
-        audio = audio[: max(0, int(round((stop - start_time) * sampling_rate)))]
+    if audio is not None and seconds is not None:  # drop codec padding past the clip (AAC pads whole frames)
+        audio = audio[: int(round(seconds * sampling_rate))]
     if require_audio and (audio is None or audio.size == 0):
         raise MediaDecodingError(f"{path}: the audio stream holds no samples in [{start_time}, {end}) s.")
-    span = None if stop is None else stop - start_time
-    return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path, span)
+    return DecodedVideo(np.stack(frames), np.asarray(times), audio, sampling_rate, path, seconds)
 
 
 def load_clip(row: dict, fps: float, sampling_rate: int) -> dict:

@@ -51,6 +51,14 @@ def test_demo_serves_no_example_outside_the_folder(hub_folder, tmp_path, caplog)
         with caplog.at_level("WARNING"):
             assert example_clips(str(folder)) == []
         assert "leads outside" in caplog.text and "item 1, field video" in caplog.text
+    elsewhere = tmp_path / "elsewhere"  # the whole examples/ folder a link out of the model folder
+    shutil.copytree(hub_folder / "examples", elsewhere)
+    shutil.rmtree(folder / "examples")
+    (folder / "examples").symlink_to(elsewhere, target_is_directory=True)
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        assert example_clips(str(folder)) == []
+    assert f"{folder}/examples: 'examples' leads outside" in caplog.text
 
 
 def test_hub_folder_refuses_links_out_of_examples_and_plots(tmp_path):
@@ -121,6 +129,22 @@ def test_publish_refuses_to_destroy_other_content(hub_folder, tmp_path):
     assert first == again and (again / "config.json").is_file()
 
 
+def test_publish_copies_nothing_through_a_folder_linked_out_of_model_dir(hub_folder, tmp_path):
+    import shutil
+
+    from processing_msa.publish import publish
+
+    folder = tmp_path / "model"
+    shutil.copytree(hub_folder, folder)
+    private = tmp_path / "private-plots"
+    private.mkdir()
+    (private / "secret.png").write_bytes(b"not for the Hub")
+    (folder / "plots").symlink_to(private, target_is_directory=True)
+    with pytest.raises(PathOutsideFolderError, match=r"model/plots: 'plots' leads outside"):
+        publish(str(folder), str(tmp_path / "hub"))
+    assert not (tmp_path / "hub").exists()
+
+
 def test_publish_and_demo_run_the_installed_code(hub_folder, tmp_path, monkeypatch):
     """A folder's own .py files do not run unless --trust_remote_code."""
     import shutil
@@ -189,9 +213,14 @@ def test_train_refuses_a_folder_with_an_unrecorded_run(tmp_path):
 
     folder = tmp_path / "old"
     (folder / "checkpoint-500").mkdir(parents=True)
-    with pytest.raises(SystemExit, match=r"old holds a run without a record of what made it \(checkpoint-500\)"):
-        run_train_script(*TINY_RUN, "--output_dir", str(folder), cwd=tmp_path)
+    (folder / "plots").mkdir()
+    (folder / "plots" / "my-figure.png").write_bytes(b"the user's own picture")
+    for overwrite in ((), ("--overwrite_output_dir", "true")):  # not recorded as msa-hub's: never deleted
+        with pytest.raises(SystemExit, match=r"old holds checkpoint-500, plots without a record of an msa-hub run "
+                                             r"\(msa_run.json\): it is not replaced, even with --overwrite_output_dir"):
+            run_train_script(*TINY_RUN, "--output_dir", str(folder), *overwrite, cwd=tmp_path)
     assert (folder / "checkpoint-500").is_dir()
+    assert (folder / "plots" / "my-figure.png").read_bytes() == b"the user's own picture"
 
 
 def test_decoding_budget_downscales_and_refuses_before_decoding(tmp_path, monkeypatch):
@@ -376,3 +405,12 @@ def test_arrow_cache_follows_the_content_and_survives_a_concurrent_build(tmp_pat
 
     built = cached_dataset_dict("race", "f", ["train"], lambda: schema, examples, cache_dir=str(tmp_path / "race"))
     assert built["train"]["x"] == [2]  # the finished cache, not an error on the rename
+
+
+def test_multiseed_records_no_credential(tmp_path):
+    from training_msa import multiseed
+
+    token = "hf_" + "Z9y8X7w6" * 4
+    multiseed.run_seeds([5], ["--hub_token", token, "--output_dir", str(tmp_path / "sweep")], runner=lambda args: 1)
+    written = (tmp_path / "sweep" / "multiseed_run.json").read_text()
+    assert token not in written and "<redacted>" in written

@@ -252,6 +252,8 @@ def test_multiseed_runner_reports_mean_and_std_and_resumes(tmp_path, capsys):
     assert report["results"]["3"] != report["results"]["4"]  # the seeds really differ
     multiseed.main(argv, runner=in_process)
     assert "[multiseed] seed" not in capsys.readouterr().out  # finished seeds are not rerun
+    recorded = json.loads((tmp_path / "sweep" / "multiseed_run.json").read_text())["train_arguments"]
+    assert "--hidden_size=16" in recorded
     other = [a.replace("--hidden_size=16", "--hidden_size=32") for a in argv]
     with pytest.raises(ValueError, match=r"holds seeds trained with other train.py arguments"):
         multiseed.main(other, runner=in_process)  # never reported beside the seeds of another setting

@@ -98,10 +98,7 @@ class MSADataCollator:
         if self.include_sample_index and "index" in samples[0]:
             batch["sample_index"] = torch.tensor([int(s["index"]) for s in samples], dtype=torch.long)
         if self.human_unimodal_labels:
-            for modality, column in (("text", "label_T"), ("audio", "label_A"), ("vision", "label_V")):
-                if column not in samples[0]:
-                    raise KeyError(f"human_unimodal_labels needs a {column!r} column (SIMS); columns: {sorted(samples[0])}.")
-                batch[f"{modality}_labels"] = torch.tensor([_float_or_nan(s[column]) for s in samples])
+            batch.update(human_unimodal_labels(samples))
         return batch
 
     def _pad_tokens(self, samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
@@ -122,6 +119,16 @@ class MSADataCollator:
                 types = np.asarray(sample["token_type_ids"], dtype=np.int64).reshape(-1)[: len(ids)]
                 out["token_type_ids"][row, : len(types)] = torch.from_numpy(types)
         return out
+
+
+def human_unimodal_labels(samples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    """`text_labels`/`audio_labels`/`vision_labels` from SIMS's `label_T`/`label_A`/`label_V` columns (None -> NaN)."""
+    labels = {}
+    for modality, column in (("text", "label_T"), ("audio", "label_A"), ("vision", "label_V")):
+        if column not in samples[0]:
+            raise KeyError(f"human_unimodal_labels needs a {column!r} column (SIMS); columns: {sorted(samples[0])}.")
+        labels[f"{modality}_labels"] = torch.tensor([_float_or_nan(s[column]) for s in samples])
+    return labels
 
 
 def _float_or_nan(value: Any) -> float:

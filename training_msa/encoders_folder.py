@@ -35,7 +35,8 @@ def encoders_model(model: str, text: str, audio: str, vision: str = "face_cnn", 
         raise ValueError(f"model {model!r}: expected one of {list(MODELS)}.")
     factory = SharedPrivateConfig.self_mm if model == "self_mm" else SharedPrivateConfig
     config = factory(
-        text_input="input_ids", text_config=AutoConfig.from_pretrained(text), audio_config=AutoConfig.from_pretrained(audio),
+        text_input="input_ids", text_config=AutoConfig.from_pretrained(text),
+        audio_config=AutoConfig.from_pretrained(audio),
         vision_config=FaceCNNConfig() if vision == "face_cnn" else AutoConfig.from_pretrained(vision),
         freeze_encoders=freeze_encoders, **config_kwargs,
     )
@@ -44,8 +45,7 @@ def encoders_model(model: str, text: str, audio: str, vision: str = "face_cnn", 
     load_encoder_weights(built.encoders["audio"], audio, "audio_config")
     if vision != "face_cnn":
         load_encoder_weights(built.encoders["vision"], vision, "vision_config")
-    built._freeze_encoders_if_configured()
-    return built
+    return built  # frozen by its constructor when configured (loading weights keeps requires_grad)
 
 
 def save_encoders_folder(folder: str | Path, model, processor, command: str = "") -> Path:

@@ -51,8 +51,9 @@ def refuse_foreign_folder(target: Path) -> None:
                               "everything in it): pass a new or empty folder.")
 
 
-def check_examples(examples_dir: Path) -> None:
-    """`examples.json` is a list of {"video": file inside the folder, "text": transcript}; errors name the item."""
+def check_examples(examples_dir: Path) -> list[dict]:
+    """The items of `examples.json`, a list of {"video": file inside the folder, "text": transcript}; errors name the
+    item."""
     listing = examples_dir / "examples.json"
     if not listing.is_file():
         raise ValueError(f"{examples_dir} has no examples.json ([{{\"video\": file, \"text\": transcript}}]).")
@@ -66,7 +67,9 @@ def check_examples(examples_dir: Path) -> None:
         if not isinstance(item, dict) or not isinstance(item.get("video"), str):
             raise ValueError(f"{listing} item {number}: expected {{\"video\": file name, \"text\": transcript}}.")
         if not path_inside(examples_dir, item["video"], f"{listing} item {number}, field video").is_file():
-            raise ValueError(f"{listing} item {number}, field video: {item['video']!r} is not a file in {examples_dir}.")
+            raise ValueError(f"{listing} item {number}, field video: {item['video']!r} is not a file in "
+                             f"{examples_dir}.")
+    return items
 
 
 def save_pipeline_files(model: PreTrainedModel, processor, directory: Path) -> None:

@@ -196,7 +196,8 @@ def base_models(config) -> list[str]:
 # Flag/key names whose values are credentials (`--hub_token`, `push_to_hub_token`, `wandb_api_key`, ...), and
 # values that look like one whatever their name (Hugging Face, GitHub, OpenAI-style tokens).
 SECRET_NAME = re.compile(r"(^|[_-])(token|password|passwd|secret|api[_-]?key|access[_-]?key|credentials?)$", re.I)
-SECRET_VALUE = re.compile(r"(hf_[A-Za-z0-9]{16,}|api_org_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
+SECRET_VALUE = re.compile(
+    r"(hf_[A-Za-z0-9]{16,}|api_org_[A-Za-z0-9]{16,}|gh[pousr]_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,})")
 REDACTED = "<redacted>"
 
 
@@ -228,16 +229,22 @@ def portable_command(command: str) -> str:
         words = shlex.split(command)
     except ValueError:
         words = command.split()
+    return shlex.join(redact_arguments(words, value=portable_path))
+
+
+def redact_arguments(words: list[str], value=lambda text: text) -> list[str]:
+    """Command-line words with every credential redacted: the value of a flag named like one (`--hub_token X`,
+    `--hub_token=X`), token-like values and the environment's secret values; `value` maps each value first."""
     secrets = environment_secrets()
     cleaned, previous_is_secret = [], False
     for word in words:
-        prefix, _, value = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
+        prefix, _, text = word.partition("=") if word.startswith("--") and "=" in word else ("", "", word)
         if previous_is_secret or (prefix and SECRET_NAME.search(prefix.lstrip("-"))):
-            value = REDACTED
-        value = redact(portable_path(value), secrets)
-        cleaned.append(f"{prefix}={value}" if prefix else value)
+            text = REDACTED
+        text = redact(value(text), secrets)
+        cleaned.append(f"{prefix}={text}" if prefix else text)
         previous_is_secret = not prefix and word.startswith("--") and bool(SECRET_NAME.search(word.lstrip("-")))
-    return shlex.join(cleaned)
+    return cleaned
 
 
 def citation_keys(model_type: str, config=None) -> list[str]:
@@ -339,5 +346,6 @@ def write_model_card(
         citations=[CITATIONS[key] for key in citation_keys(model_type, config)],
     )
     path = Path(save_directory) / "README.md"
-    path.write_text(redact(str(card)), encoding="utf-8")  # no credential anywhere in the card (a token pasted into a description)
+    # no credential anywhere in the card (e.g. a token pasted into a description)
+    path.write_text(redact(str(card)), encoding="utf-8")
     return path

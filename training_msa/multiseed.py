@@ -73,11 +73,15 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
             if not (a.startswith("--output_dir") or (i > 0 and train_arguments[i - 1] == "--output_dir"))]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"--seeds {seeds}: a seed appears twice (each seed is one run).")
-    record_file, record = output_dir / "multiseed_run.json", {"train_arguments": base}
+    from .model_card import redact_arguments
+
+    # the arguments as recorded: no credential is written (a --hub_token's value is not a setting)
+    record_file, record = output_dir / "multiseed_run.json", {"train_arguments": redact_arguments(base)}
     earlier = _read_results(record_file)
     if earlier is not None and earlier != record and any(output_dir.glob("seed-*")):
         raise ValueError(f"{output_dir} holds seeds trained with other train.py arguments ({earlier['train_arguments']}"
-                         f" vs {base}): their results would be mixed with these. Pass another --output_dir.")
+                         f" vs {record['train_arguments']}): their results would be mixed with these. Pass another "
+                         "--output_dir.")
     write_text_atomic(record_file, json.dumps(record, indent=2))
     results, failures = {}, {}
     for seed in seeds:

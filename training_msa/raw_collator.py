@@ -6,8 +6,9 @@ import torch
 
 from processing_msa.video_io import MediaDecodingError, load_clip
 
+from .collator import human_unimodal_labels
+
 logger = logging.getLogger(__name__)
-HUMAN_UNIMODAL_COLUMNS = {"text": "label_T", "audio": "label_A", "vision": "label_V"}
 
 
 class RawClipCollator:
@@ -53,11 +54,7 @@ class RawClipCollator:
         if self.include_sample_index and "index" in kept[0]:
             batch["sample_index"] = torch.tensor([int(row["index"]) for row in kept], dtype=torch.long)
         if self.human_unimodal_labels:
-            for modality, column in HUMAN_UNIMODAL_COLUMNS.items():
-                if column not in kept[0]:
-                    raise KeyError(f"human_unimodal_labels needs a {column!r} column (SIMS); columns: {sorted(kept[0])}.")
-                batch[f"{modality}_labels"] = torch.tensor(
-                    [float("nan") if row[column] is None else float(row[column]) for row in kept])
+            batch.update(human_unimodal_labels(kept))
         return batch
 
 

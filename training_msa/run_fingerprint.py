@@ -48,9 +48,10 @@ def differences(old: dict, new: dict, prefix: str = "") -> list[str]:
 
 def claim_output_dir(folder: str | Path, record: dict, overwrite: bool = False, write: bool = True,
                      flag: str = "--overwrite_output_dir") -> None:
-    """Make `folder` this run's: refuse (SystemExit) a folder holding a run whose record differs from `record`, or a
-    run without a record, unless `overwrite`, which removes that run's checkpoints, stages and plots first (the
-    model folder is replaced when this run publishes). Then write `record` (when `write`: the main process)."""
+    """Make `folder` this run's: refuse (SystemExit) a folder holding a run whose record differs from `record` unless
+    `overwrite`, which removes that run's checkpoints, stages and plots first (the model folder is replaced when this
+    run publishes); refuse run-like entries without a record in any case. Then write `record` (when `write`: the
+    main process)."""
     folder = Path(folder)
     record = json.loads(json.dumps(record, default=str))  # the form it has once written and read back
     path = folder / RUN_FILE
@@ -61,13 +62,14 @@ def claim_output_dir(folder: str | Path, record: dict, overwrite: bool = False, 
     outputs = run_outputs(folder)
     if old == record or not outputs:  # the same run, or nothing of another run's to lose
         pass
+    elif old is None:  # not recorded as a run: it may be anything of the user's (e.g. their own plots/), never deleted
+        raise SystemExit(f"{folder} holds {', '.join(outputs)} without a record of an msa-hub run ({RUN_FILE}): it is "
+                         "not replaced, even with --overwrite_output_dir. Pass another --output_dir (or move those "
+                         "entries away yourself).")
     elif not overwrite:
-        if old is None:
-            what = f"a run without a record of what made it ({', '.join(outputs)})"
-        else:
-            changed = differences(old, record)
-            what = (f"a run of model {old.get('model')!r} ({', '.join(outputs) or 'no outputs yet'}) made from other "
-                    f"inputs: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''} differ")
+        changed = differences(old, record)
+        what = (f"a run of model {old.get('model')!r} ({', '.join(outputs)}) made from other "
+                f"inputs: {', '.join(changed[:8])}{' ...' if len(changed) > 8 else ''} differ")
         raise SystemExit(f"{folder} holds {what}. Resuming or training into it would mix two runs (checkpoints, "
                          f"model, metrics). Pass another --output_dir, or {flag} to replace that run.")
     elif write:
