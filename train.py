@@ -129,7 +129,7 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
     overwrite_output_dir: bool = field(default=False, metadata={
         "help": "Replace a run of another model, config or data found in --output_dir (its checkpoints, stages and "
                 "plots are deleted, its model folder replaced); without it such a folder is refused."})
-    metrics_profile: str = field(default="synthetic", metadata={
+    metrics_profile: str | None = field(default=None, metadata={
         "help": "Metric definitions of the evaluation; unset: the dataset's (synthetic, mosi, mosei, sims; custom and "
                 "ami: sims when every label lies in [-1, 1], else mosi). A profile that contradicts the labels is "
                 "refused.", "choices": list(METRIC_PROFILES)})
@@ -152,6 +152,12 @@ class TrainScriptArguments(SharedPrivateTrainingArguments):
         "help": MSATrainingArguments.__dataclass_fields__["cpu_amx_bf16"].metadata["help"]
         + " The embedded job on an AMX Xeon: 2.5-2.9x per step vs fp32 before issue #15's work (1.9-2.5x for the "
         "whole job), test MAE as fp32 with the same seed (benchmarks/RESULTS.md)."})
+
+    def __post_init__(self):
+        chosen = self.metrics_profile  # None until the dataset is loaded (`with_metrics_profile`)
+        self.metrics_profile = chosen or METRIC_PROFILES[0]
+        super().__post_init__()
+        self.metrics_profile = chosen
 
 
 # The TrainingArguments flags --help shows (the others, and the --flag-with-dashes spellings, under --help_all).
@@ -472,10 +478,10 @@ def build_model(model_args, config_args, dataset, training_args):
     return model
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
-    argv = sys.argv[1:] if argv is None else argv
+def load_run(argv: list[str]):
+    """The parsed and checked arguments of a command line, its dataset and its run record
+    (`training_msa.run_fingerprint`); nothing is written."""
     model_args, data_args, config_args, synthetic_args, self_training_args, training_args = parse_arguments(argv)
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
     check_model_arguments(model_args, config_args, self_training_args, training_args)
     training_args = with_cpu_amx_bf16(training_args, model_args.model)
     if data_args.examples_dir and not (Path(data_args.examples_dir) / "examples.json").is_file():
@@ -484,14 +490,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     from transformers import set_seed
 
     from dataset_scripts import load_msa_dataset
-    from training_msa.interrupt import INTERRUPT
-    from training_msa.runtime import use_all_cpu_threads_when_alone
-    from training_msa.self_training import subsample_labeled
 
-    INTERRUPT.install()  # Ctrl-C during training stops at the next step (see run())
-    use_all_cpu_threads_when_alone()
     set_seed(training_args.seed)
-
     dataset_options = {}
     if data_args.dataset_name == "synthetic":
         dataset_options = {**EMBEDDED_SYNTHETIC_DEFAULTS, **overrides(synthetic_args, "synthetic_")}
@@ -504,8 +504,23 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     if self_training_args.unlabeled_dataset:  # SelfTrainingArguments refuses it without --self_training
         with training_args.main_process_first(desc="unlabeled dataset preparation"):
             dataset = attach_unlabeled(dataset, data_args, self_training_args)
-    training_args = with_metrics_profile(training_args, data_args, dataset, flags_given(argv))
+    training_args = with_metrics_profile(training_args, data_args, dataset)
     record = run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset)
+    arguments = (model_args, data_args, config_args, synthetic_args, self_training_args, training_args)
+    return arguments, dataset, record
+
+
+def main(argv: list[str] | None = None) -> dict[str, float]:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    arguments, dataset, record = load_run(argv)
+    model_args, data_args, config_args, synthetic_args, self_training_args, training_args = arguments
+    from training_msa.interrupt import INTERRUPT
+    from training_msa.runtime import use_all_cpu_threads_when_alone
+    from training_msa.self_training import subsample_labeled
+
+    INTERRUPT.install()  # Ctrl-C during training stops at the next step (see run())
+    use_all_cpu_threads_when_alone()
     if self_training_args.self_training:
         from training_msa.data import holds_raw_clips
 
@@ -551,14 +566,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     return metrics
 
 
-def flags_given(argv: list[str]) -> set[str]:
-    """The flag names set on the command line or in its recipe."""
-    if argv and argv[0].endswith((".yaml", ".yml", ".json")):
-        argv = recipe_arguments(Path(argv[0])) + argv[1:]
-    return {item[2:].split("=")[0] for item in argv if item.startswith("--")}
-
-
-def with_metrics_profile(training_args, data_args, dataset, given: set[str]):
+def with_metrics_profile(training_args, data_args, dataset):
     """`training_args` whose metrics profile follows the dataset when --metrics_profile is not given; a given one that
     contradicts the labels (SIMS's lie in [-1, 1], MOSI/MOSEI's in [-3, 3]) is refused."""
     from dataset_scripts.loading import read_labels
@@ -566,7 +574,7 @@ def with_metrics_profile(training_args, data_args, dataset, given: set[str]):
     labels = read_labels(dataset["train"])
     widest = float(abs(labels[labels == labels]).max()) if labels.size else 0.0
     sims_like = data_args.dataset_name == "sims" or (data_args.dataset_name in ("custom", "ami") and widest <= 1.0)
-    if "metrics_profile" not in given:
+    if training_args.metrics_profile is None:
         named = {"synthetic": "synthetic", "mosi": "mosi", "mosei": "mosei", "sims": "sims"}
         profile = named.get(data_args.dataset_name, "sims" if sims_like else "mosi")
         return dataclasses.replace(training_args, metrics_profile=profile)
@@ -580,7 +588,8 @@ def with_metrics_profile(training_args, data_args, dataset, given: set[str]):
 
 def run_record(model_args, data_args, config_args, synthetic_args, self_training_args, dataset) -> dict:
     """What this run is made from (`training_msa.run_fingerprint`): model, its config flags and starting folder,
-    LoRA, the data (name, folder, options, a digest of ids/labels/feature widths per split) and self-training."""
+    LoRA, the data (name, folder, options, per split its rows, columns, feature widths and content hash) and
+    self-training."""
     from training_msa.run_fingerprint import dataset_digest
 
     def resolved(path):
@@ -605,8 +614,12 @@ def claim_output_dir(training_args, record: dict):
     if training_args.output_dir == DEFAULT_OUTPUT_DIR:
         name = f"{record['model']}-{record['data']['dataset_name']}".replace("_", "-")
         training_args = dataclasses.replace(training_args, output_dir=f"outputs/{name}")
-    run_fingerprint.claim_output_dir(training_args.output_dir, record, overwrite=training_args.overwrite_output_dir,
-                                     write=training_args.process_index == 0)
+    try:
+        run_fingerprint.claim_output_dir(training_args.output_dir, record,
+                                         overwrite=training_args.overwrite_output_dir,
+                                         write=training_args.process_index == 0)
+    except run_fingerprint.RunMismatchError as error:
+        raise SystemExit(str(error)) from None
     return training_args
 
 
@@ -648,13 +661,18 @@ def self_train(model_args, config_args, data_args, self_training_args, training_
     split = self_training_args.unlabeled_split
     if split not in dataset:
         raise SystemExit(f"--self_training: the dataset has no {split!r} split (splits: {sorted(dataset)}).")
+    from training_msa.run_fingerprint import RunMismatchError
     from training_msa.self_training import run_self_training
 
-    results = run_self_training(
-        lambda: build_model(model_args, config_args, dataset, training_args),
-        dataset["train"], dataset[split], training_args, self_training_args,
-        eval_dataset=dataset["validation"], test_dataset=dataset["test"],
-    )
+    try:
+        results = run_self_training(
+            lambda: build_model(model_args, config_args, dataset, training_args),
+            dataset["train"], dataset[split], training_args, self_training_args,
+            eval_dataset=dataset["validation"], test_dataset=dataset["test"],
+            overwrite_output_dir=training_args.overwrite_output_dir,
+        )
+    except RunMismatchError as error:  # stages of an older msa-hub without their own record
+        raise SystemExit(str(error)) from None
     if not training_args.process_index == 0:
         return results[-1].test_metrics
     for result in results:

@@ -364,14 +364,14 @@ def test_metrics_profile_follows_the_dataset_and_refuses_a_contradiction(tmp_pat
     mosi_like = DatasetDict({"train": Dataset.from_dict({"label": [2.4, -3.0, 0.6]})})
     for name, data, profile in (("custom", sims_like, "sims"), ("custom", mosi_like, "mosi"), ("mosei", mosi_like,
                                                                                                "mosei")):
-        chosen = train.with_metrics_profile(args, train.DataArguments(dataset_name=name), data, set())
+        chosen = train.with_metrics_profile(args, train.DataArguments(dataset_name=name), data)
         assert chosen.metrics_profile == profile
     with pytest.raises(SystemExit, match=r"--metrics_profile sims does not fit the labels .*largest \|label\| 3"):
         train.with_metrics_profile(train.TrainScriptArguments(output_dir=str(tmp_path), metrics_profile="sims"),
-                                   train.DataArguments(dataset_name="custom"), mosi_like, {"metrics_profile"})
+                                   train.DataArguments(dataset_name="custom"), mosi_like)
     with pytest.raises(SystemExit, match="--metrics_profile mosi does not fit"):
         train.with_metrics_profile(train.TrainScriptArguments(output_dir=str(tmp_path), metrics_profile="mosi"),
-                                   train.DataArguments(dataset_name="sims"), sims_like, {"metrics_profile"})
+                                   train.DataArguments(dataset_name="sims"), sims_like)
 
 
 def test_arrow_cache_follows_the_content_and_survives_a_concurrent_build(tmp_path):
@@ -414,3 +414,63 @@ def test_multiseed_records_no_credential(tmp_path):
     multiseed.run_seeds([5], ["--hub_token", token, "--output_dir", str(tmp_path / "sweep")], runner=lambda args: 1)
     written = (tmp_path / "sweep" / "multiseed_run.json").read_text()
     assert token not in written and "<redacted>" in written
+
+
+def test_content_hash_follows_the_values_not_the_file(tmp_path):
+    """The run digest hashes the data itself: the same values read back from disk hash alike; other feature values or
+    another clip file behind the same ids and labels do not."""
+    from datasets import Dataset, load_from_disk
+    from training_msa.run_fingerprint import content_hash, dataset_digest
+
+    from dataset_scripts import SyntheticMSAConfig, make_synthetic_dataset
+
+    data = make_synthetic_dataset(SyntheticMSAConfig(num_train=8, num_validation=4, num_test=4, text_length=5,
+                                                     text_dim=6, audio_length=5, audio_dim=4, vision_length=5,
+                                                     vision_dim=3), cache_dir=str(tmp_path / "cache"))
+    data.save_to_disk(str(tmp_path / "copy"))
+    assert dataset_digest(load_from_disk(str(tmp_path / "copy"))) == dataset_digest(data)
+    train = data["train"]
+    doubled = train.map(lambda row: {"audio_features": [[2 * v for v in frame] for frame in row["audio_features"]]},
+                        features=train.features)
+    assert doubled["id"] == train["id"] and doubled["label"] == train["label"]
+    assert content_hash(doubled) != content_hash(train)
+    assert content_hash(train.select(range(len(train))[::-1])) != content_hash(train)  # another row order
+
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(b"first take")
+    clips = Dataset.from_dict({"id": ["a"], "video_path": [str(clip)], "label": [0.5]})
+    before = content_hash(clips)
+    clip.write_bytes(b"second take")  # re-recorded under the same name
+    assert content_hash(clips) != before
+
+
+def test_multiseed_refuses_finished_seeds_made_from_other_data(tmp_path):
+    """A sweep rerun on a data folder whose features changed (same ids, labels and arguments) is refused, not reported
+    beside the finished seeds."""
+    from dataset_scripts import SyntheticMSAConfig, make_synthetic_dataset
+    from test_training import in_process
+    from training_msa import multiseed
+
+    config = SyntheticMSAConfig(num_train=16, num_validation=8, num_test=8, text_length=5, text_dim=6,
+                                audio_length=5, audio_dim=4, vision_length=5, vision_dim=3)
+    data = make_synthetic_dataset(config, cache_dir=str(tmp_path / "cache"))
+    data.save_to_disk(str(tmp_path / "data"))
+    train_arguments = ["--dataset_name", "custom", "--data_dir", str(tmp_path / "data"), "--hidden_size", "16",
+                       "--num_attention_heads", "2", "--max_steps", "2", "--eval_strategy", "no", "--save_strategy",
+                       "no", "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true",
+                       "--output_dir", str(tmp_path / "sweep")]
+    first = multiseed.run_seeds([7], train_arguments, runner=in_process)
+    assert list(first["results"]) == [7]
+    assert multiseed.run_seeds([7], train_arguments, runner=lambda args: 1)["results"] == first["results"]  # reused
+
+    vision = data["train"].features["vision_features"]
+    shifted = data["train"].map(lambda row: {"vision_features": [[v + 1 for v in f] for f in row["vision_features"]]},
+                                features=data["train"].features)
+    data["train"] = shifted
+    assert data["train"].features["vision_features"] == vision
+    data.save_to_disk(str(tmp_path / "data2"))
+    (tmp_path / "data").rename(tmp_path / "data-old")
+    (tmp_path / "data2").rename(tmp_path / "data")  # re-extracted into the same folder
+    with pytest.raises(ValueError, match=r"seed-7 was trained from other inputs than this sweep's "
+                                         r"\(data\.splits\.train\.content differ\).*another --output_dir"):
+        multiseed.run_seeds([7], train_arguments, runner=lambda args: 1)

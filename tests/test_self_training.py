@@ -9,6 +9,7 @@ from dataset_scripts import SyntheticMSAConfig, make_synthetic_dataset
 from modeling_msa import SemiIINForSentimentAnalysis
 from remote_code import run_isolated
 from training_msa import MSADataCollator, MSATrainingArguments
+from training_msa.run_fingerprint import RunMismatchError
 from training_msa.self_training import (
     SelfTrainingArguments,
     pseudo_labeled,
@@ -91,7 +92,8 @@ def test_tiny_end_to_end_self_training_run_and_resume(tmp_path, data):
     # A rerun finds every stage done and retrains nothing.
     model_file = tmp_path / "st" / "stage-1" / "model" / "model.safetensors"
     before = model_file.stat().st_mtime_ns
-    again = run_self_training(build_model, data["train"], data["unlabeled"], args, st_args, test_dataset=data["test"])
+    again = run_self_training(build_model, data["train"], data["unlabeled"], args, st_args,
+                              eval_dataset=data["validation"], test_dataset=data["test"])
     assert model_file.stat().st_mtime_ns == before
     assert again[1].test_metrics == results[1].test_metrics
 
@@ -105,3 +107,35 @@ def test_tiny_end_to_end_self_training_run_and_resume(tmp_path, data):
         tmp_path,
     )
     assert result["module"].startswith("transformers_modules") and result["classes"] == 7
+
+
+def test_stages_made_from_other_inputs_are_refused(tmp_path, data):
+    """run_self_training called from Python records its inputs: a rerun on other unlabelled data does not reuse the
+    finished stages; with overwrite_output_dir it replaces them."""
+    def build_model():
+        torch.manual_seed(0)
+        return SemiIINForSentimentAnalysis(tiny_semi_iin_config())
+
+    args = MSATrainingArguments(output_dir=str(tmp_path / "st"), num_train_epochs=1, per_device_train_batch_size=32,
+                                save_strategy="no", metrics_profile="synthetic", disable_tqdm=True, report_to="none")
+    st_args = SelfTrainingArguments(self_training=True, pseudo_label_top_k=3)
+    run_self_training(build_model, data["train"], data["unlabeled"], args, st_args)
+    record = json.loads((tmp_path / "st" / "self_training_run.json").read_text())
+    assert set(record["data"]) == {"train", "unlabeled"} and record["self_training"]["pseudo_label_top_k"] == 3
+
+    unlabeled = data["unlabeled"]
+    other = unlabeled.map(lambda row: {"text_features": [[-v for v in f] for f in row["text_features"]]},
+                          features=unlabeled.features)
+    stage_0 = tmp_path / "st" / "stage-0" / "model" / "model.safetensors"
+    before = stage_0.stat().st_mtime_ns
+    with pytest.raises(RunMismatchError, match=r"made from other inputs: data\.unlabeled\.content differ.*"
+                                         r"overwrite_output_dir=True"):
+        run_self_training(build_model, data["train"], other, args, st_args)
+    with pytest.raises(RunMismatchError, match=r"config\.hidden_size"):  # another model config
+        run_self_training(lambda: SemiIINForSentimentAnalysis(tiny_semi_iin_config(hidden_size=24)),
+                          data["train"], unlabeled, args, st_args)
+    assert stage_0.stat().st_mtime_ns == before
+    run_self_training(build_model, data["train"], other, args, st_args, overwrite_output_dir=True)
+    assert stage_0.stat().st_mtime_ns != before  # retrained on the new inputs
+    assert json.loads((tmp_path / "st" / "self_training_run.json").read_text())["data"]["unlabeled"] != record["data"][
+        "unlabeled"]

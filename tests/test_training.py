@@ -415,6 +415,9 @@ def test_reproduce_runs_a_table_row_and_prints_it_beside_the_paper(tmp_path, cap
     assert "Semi-IIN" in printed and "MAE" in printed
     table = json.loads((tmp_path / "semi_iin-synthetic" / "table.json").read_text())
     assert table[0]["row"] == "Semi-IIN" and table[0]["ours"]["MAE"]["std"] == 0.0  # one seed
+    record = json.loads((tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "msa_run.json").read_text())
+    assert table[0]["seeds"] == [5] and set(table[0]["data"]) == {"train", "validation", "test", "unlabeled"}
+    assert table[0]["data"]["train"] == record["data"]["splits"]["train"]["content"]  # what the row was trained on
     assert (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "stage-1" / "pseudo_labels.json").is_file()
     before = (tmp_path / "semi_iin-synthetic" / "Semi_IIN" / "seed-5" / "model" / "test_results.json").stat().st_mtime_ns
     reproduce.main(["semi_iin", "synthetic", "--quick", "--seeds", "5", "--output_dir", str(tmp_path)],

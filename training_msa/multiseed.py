@@ -3,12 +3,14 @@
     python -m training_msa.multiseed --seeds 1111 1112 1113 1114 1115 -- --model self_mm --output_dir runs/self-mm
 
 Each seed trains into `<output_dir>/seed-<seed>`; a seed whose `model/test_results.json` already exists is
-not run again, so an interrupted sweep resumes where it stopped (`multiseed_run.json` records the train.py arguments:
-a rerun with other ones into the same folder is refused). The summary is printed and written to
+not run again, so an interrupted sweep resumes where it stopped. `multiseed_run.json` records the train.py arguments,
+and each seed's `msa_run.json` what it was made from (data content included): a rerun with other arguments, or on data
+whose content changed, into the same folder is refused. The summary is printed and written to
 `<output_dir>/multiseed_results.json`.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import statistics
@@ -55,6 +57,30 @@ def _read_results(path: Path) -> dict | None:
     return metrics if isinstance(metrics, dict) else None
 
 
+def expected_run_record(train_arguments: list[str]) -> dict:
+    """The run record (`training_msa.run_fingerprint`) that train.py makes of these arguments: the data is loaded and
+    hashed, nothing is trained or written."""
+    spec = importlib.util.spec_from_file_location("msa_hub_train_script", TRAIN_SCRIPT)
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    return json.loads(json.dumps(train.load_run(train_arguments)[2], default=str))  # as written and read back
+
+
+def refuse_other_inputs(seed_dir: Path, expected: dict) -> None:
+    """A finished seed is reused only when its run record is this sweep's (same model, config and data content)."""
+    from .run_fingerprint import RUN_FILE, differences
+
+    try:
+        recorded = json.loads((seed_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        recorded = None
+    changed = [f"{RUN_FILE} (missing or unreadable)"] if not isinstance(recorded, dict) else differences(recorded,
+                                                                                                           expected)
+    if changed:
+        raise ValueError(f"{seed_dir} was trained from other inputs than this sweep's ({', '.join(changed[:8])} "
+                         "differ): its results would be mixed with these. Pass another --output_dir.")
+
+
 def run_in_subprocess(arguments: list[str], launcher: list[str] | None = None) -> int:
     """One seed's train.py in a fresh interpreter (its own seeds, threads and memory); returns the exit code."""
     command = [*(launcher or [sys.executable]), str(TRAIN_SCRIPT), *arguments]
@@ -83,12 +109,14 @@ def run_seeds(seeds: list[int], train_arguments: list[str], launcher: list[str] 
                          f" vs {record['train_arguments']}): their results would be mixed with these. Pass another "
                          "--output_dir.")
     write_text_atomic(record_file, json.dumps(record, indent=2))
-    results, failures = {}, {}
+    results, failures, expected = {}, {}, None
     for seed in seeds:
         seed_dir = output_dir / f"seed-{seed}"
         result_file = seed_dir / "model" / "test_results.json"
         previous = _read_results(result_file)
         if previous is not None:
+            expected = expected or expected_run_record(base)  # once, when a finished seed is found
+            refuse_other_inputs(seed_dir, expected)
             results[seed] = previous
             continue
         arguments = [*base, "--seed", str(seed), "--output_dir", str(seed_dir)]

@@ -11,8 +11,10 @@ paper's own numbers.
 Tables: `semi_iin` (Semi-IIN Table 1), `self_mm` (MMSA's Self-MM row), `shared_private` (no published numbers),
 `ablation` (Semi-IIN's MOSEI ablation: global / MA / Semi / MA+Semi and the dot / add / concat / gate fusions) and
 `label_fraction` (Fig. 4: 1/8 ... all labels, with and without self-training). Every (row, seed) trains once into
-`<output_dir>/<table>-<dataset>/<row>/seed-<seed>`; a rerun skips what is finished. `--quick` trains one epoch with
-two seeds (on the embedded synthetic data when the dataset is `synthetic`). Flags after `--` go to every train.py run.
+`<output_dir>/<table>-<dataset>/<row>/seed-<seed>`; a rerun skips what is finished, and refuses seeds made from other
+arguments or data (`training_msa.multiseed`). `table.json` names, per row, the seeds and the content hash of each data
+split they were trained on. `--quick` trains one epoch with two seeds (on the embedded synthetic data when the dataset
+is `synthetic`). Flags after `--` go to every train.py run.
 """
 
 import argparse
@@ -20,7 +22,10 @@ import json
 import sys
 from pathlib import Path
 
+from dataset_scripts.atomic_write import write_text_atomic
+
 from .multiseed import run_seeds
+from .run_fingerprint import RUN_FILE
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 PAPER_SEEDS = [1111, 1112, 1113, 1114, 1115]
@@ -128,16 +133,28 @@ def reproduce(table: str, dataset: str, data_dir: str | None = None, unlabeled_d
     seeds = seeds or ([1, 2] if quick else PAPER_SEEDS)
     common = data_arguments(table, dataset, data_dir, unlabeled_dir, quick) + (["--num_train_epochs", "1"] if quick else [])
     root = Path(output_dir) / f"{table}-{dataset}"
-    results = []
+    results, rows = [], []
     for name, arguments, paper in table_rows(table, dataset):
         folder = root / "".join(c if c.isalnum() else "_" for c in name).strip("_")
         report = run_seeds(seeds, [*arguments, *common, *(extra or []), "--output_dir", str(folder)], runner=runner)
         if report["failures"]:
             print(f"[reproduce] {name}: failed seeds {report['failures']}", flush=True)
         results.append((name, report["summary"], paper))
-    root.mkdir(parents=True, exist_ok=True)
-    (root / "table.json").write_text(json.dumps([{"row": n, "ours": s, "paper": p} for n, s, p in results], indent=2))
+        rows.append({"row": name, "ours": report["summary"], "paper": paper, "seeds": sorted(report["results"]),
+                     "failures": report["failures"], "data": trained_on(folder, report["results"])})
+    write_text_atomic(root / "table.json", json.dumps(rows, indent=2))
     return results
+
+
+def trained_on(folder: Path, finished: dict) -> dict[str, str]:
+    """{split: content hash} of the data the row's finished seeds were trained on (their run records agree: a sweep
+    refuses seeds made from other data)."""
+    for seed in sorted(finished):
+        record = folder / f"seed-{seed}" / RUN_FILE
+        if record.is_file():
+            splits = json.loads(record.read_text())["data"]["splits"]
+            return {split: digest["content"] for split, digest in splits.items()}
+    return {}
 
 
 def main(argv: list[str] | None = None, runner=None) -> None:

@@ -6,14 +6,17 @@ class (confidence = softmax probability of the predicted class) and retrains on 
 data, where pseudo samples add only `pseudo_label_loss_weight * CE` (no regression loss).
 
 Every stage writes its result before the next starts (`<output_dir>/stage-N/model`, `pseudo_labels.json`),
-so a rerun after an interruption skips finished stages and resumes a stage from its last checkpoint.
+so a rerun after an interruption skips finished stages and resumes a stage from its last checkpoint. What the stages are
+made from (model config, a content hash of each dataset, the self-training settings) is recorded in
+`<output_dir>/self_training_run.json`: stages made from other inputs are refused, never resumed.
 Predictions are gathered over all ranks before selection, so every DDP rank keeps the same pseudo set.
 """
 
+import copy
+import dataclasses
 import json
 import logging
 from collections.abc import Callable
-import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,12 +31,14 @@ from dataset_scripts.atomic_write import write_text_atomic
 from modeling_msa.msa_utils import intensity_to_class
 
 from .checkpoints import last_complete_checkpoint
+from .run_fingerprint import claim_output_dir, dataset_digest
 from .trainer import MSATrainer
 from .training_args import MSATrainingArguments, SelfTrainingArguments
 
 logger = logging.getLogger(__name__)
 DONE_FILE = "stage_done.json"
 LOG_HISTORY_FILE = "log_history.json"
+RUN_FILE = "self_training_run.json"
 
 
 def select_top_k_per_class(probabilities, k: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -104,9 +109,20 @@ def run_self_training(
     self_training_args: SelfTrainingArguments,
     eval_dataset: Dataset | None = None,
     test_dataset: Dataset | None = None,
+    overwrite_output_dir: bool = False,
 ) -> list[StageResult]:
-    """Stage 0 (supervised) then `self_training_rounds` pseudo-label rounds; returns one result per stage."""
+    """Stage 0 (supervised) then `self_training_rounds` pseudo-label rounds; returns one result per stage. Stages in
+    `args.output_dir` made from other inputs are refused (`RunMismatchError` naming what differs), or with
+    `overwrite_output_dir` deleted first."""
     output = Path(args.output_dir)
+    initial = build_model()  # stage 0's model; its config is part of the record
+    splits = {"train": train_dataset, "unlabeled": unlabeled_dataset, "validation": eval_dataset, "test": test_dataset}
+    config = {key: value for key, value in initial.config.to_diff_dict().items() if key != "transformers_version"}
+    record = {"model": initial.config.model_type, "config": config,
+              "data": dataset_digest({name: split for name, split in splits.items() if split is not None}),
+              "self_training": dataclasses.asdict(self_training_args)}
+    claim_output_dir(output, record, overwrite=overwrite_output_dir, write=args.process_index == 0,
+                     flag="overwrite_output_dir=True", record_file=RUN_FILE, patterns=("stage-*",))
     labeled = subsample_labeled(train_dataset, self_training_args.label_fraction, self_training_args.label_fraction_seed)
     logger.info("Self-training on %d labelled of %d and %d unlabelled samples", len(labeled), len(train_dataset),
                 len(unlabeled_dataset))
@@ -126,8 +142,8 @@ def run_self_training(
             training_set = concatenate_datasets([labeled_rows, pseudo.cast(labeled_rows.features)]).with_format("numpy")
             logger.info("Stage %d: %d pseudo-labels per class %s", stage, len(pseudo), counts)
         model, metrics = _train_stage(
-            build_model, model, training_set, eval_dataset, test_dataset, stage_args, stage_dir,
-            fresh=stage == 0 or self_training_args.retrain_from_scratch,
+            build_model, initial if stage == 0 else model, training_set, eval_dataset, test_dataset, stage_args,
+            stage_dir, fresh=stage > 0 and self_training_args.retrain_from_scratch,
         )
         results.append(StageResult(stage, str(stage_dir / "model"), metrics, counts))
     return results
