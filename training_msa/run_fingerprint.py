@@ -12,14 +12,12 @@ import pyarrow.compute as pc
 import xxhash
 
 RUN_FILE = "msa_run.json"
+# What a run writes into its output folder (besides RUN_FILE): a folder holding any of these holds a run.
+RUN_OUTPUTS = ("checkpoint-*", "model", "plots", "stage-*", "runs", "trainer_state.json", "test_results.json")
 
 
 class RunMismatchError(ValueError):
     """An output folder holds a run made from other inputs (or run-like entries of unknown origin)."""
-
-
-# What a run writes into its output folder (besides RUN_FILE): a folder holding any of these holds a run.
-RUN_OUTPUTS = ("checkpoint-*", "model", "plots", "stage-*", "runs", "trainer_state.json", "test_results.json")
 
 
 def content_hash(split) -> str:
