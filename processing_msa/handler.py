@@ -42,6 +42,7 @@ class EndpointHandler:
         self.pipeline = pipeline("multimodal-sentiment-analysis", model=path or ".", trust_remote_code=True)
 
     def __call__(self, data: Any) -> dict[str, Any]:
+        upload = None
         try:
             video, text = self._parse(data)
             if text is None:  # as the pipeline: a transcript must be given ("" runs the model without words)
@@ -50,13 +51,14 @@ class EndpointHandler:
             if isinstance(video, str):  # a path or URL the deployment allowed
                 return self.pipeline(video, text=text, **options)
             with tempfile.NamedTemporaryFile(suffix=".mp4") as handle:
+                upload = handle.name
                 handle.write(video)
                 handle.flush()
                 result = self.pipeline(handle.name, text=text, **options)
         except (RequestError, ValueError) as error:  # a refused option value (e.g. a window below the minimum)
-            return {"error": str(error)}
-        if "error" in result:  # never echo the server's temporary path
-            result = {"error": result["error"].replace(handle.name, "<uploaded video>")}
+            result = {"error": str(error)}
+        if "error" in result and upload is not None:  # never echo the server's temporary path
+            result = {"error": result["error"].replace(upload, "<uploaded video>")}
         return result
 
     def _parse(self, data: Any) -> tuple[bytes | str, str | None]:

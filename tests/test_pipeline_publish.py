@@ -311,3 +311,12 @@ def test_handler_payload_limit_and_uploaded_video(sentiment_pipeline, clips):
     assert "score" in handler({"inputs": data_url, "parameters": {"text": ""}})  # no words: allowed, as the pipeline
     corrupt = handler({"inputs": clips["corrupt"].read_bytes(), "parameters": {"text": "fine"}})
     assert "<uploaded video>" in corrupt["error"] and "/tmp" not in corrupt["error"]
+
+
+def test_handler_hides_the_upload_path_in_raised_errors_too(clips):
+    """A ValueError raised by the pipeline (not returned as an item error) names the upload, not the server's copy."""
+    def refusing(path, **options):
+        raise ValueError(f"{path}: this clip is refused")
+
+    answer = served(refusing)({"inputs": clips["good"].read_bytes(), "parameters": {"text": "fine"}})
+    assert answer == {"error": "<uploaded video>: this clip is refused"}

@@ -444,6 +444,25 @@ def test_content_hash_follows_the_values_not_the_file(tmp_path):
     assert content_hash(clips) != before
 
 
+
+def test_content_hash_reads_each_clip_file_once(tmp_path, monkeypatch):
+    """Rows that share a file (AMI's segments of one meeting video) read it once, not once per row."""
+    from datasets import Dataset
+    from training_msa import run_fingerprint
+
+    meeting, other = tmp_path / "meeting.avi", tmp_path / "other.avi"
+    meeting.write_bytes(b"a long meeting")
+    other.write_bytes(b"another meeting")
+    segments = Dataset.from_dict({"id": ["s1", "s2", "s3", "s4"], "start": [0.0, 5.0, 9.0, 0.0],
+                                  "video_path": [str(meeting)] * 3 + [str(other)]})
+    read, original = [], run_fingerprint.file_sha256
+    monkeypatch.setattr(run_fingerprint, "file_sha256", lambda path: read.append(path) or original(path))
+    before = run_fingerprint.content_hash(segments)
+    assert read == [meeting, other]
+    meeting.write_bytes(b"a re-encoded meeting")
+    assert run_fingerprint.content_hash(segments) != before
+
+
 def test_multiseed_refuses_finished_seeds_made_from_other_data(tmp_path):
     """A sweep rerun on a data folder whose features changed (same ids, labels and arguments) is refused, not reported
     beside the finished seeds."""

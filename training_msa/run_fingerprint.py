@@ -11,6 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import xxhash
 
+from dataset_scripts.arrow_cache import file_sha256
+
 RUN_FILE = "msa_run.json"
 # What a run writes into its output folder (besides RUN_FILE): a folder holding any of these holds a run.
 RUN_OUTPUTS = ("checkpoint-*", "model", "plots", "stage-*", "runs", "trainer_state.json", "test_results.json")
@@ -22,8 +24,8 @@ class RunMismatchError(ValueError):
 
 def content_hash(split) -> str:
     """xxh3-128 of every column's values and list lengths, in row order (memory-mapped Arrow is hashed in place, a GB
-    in well under a second), and of the files its `video_path` column names: other features, labels or clips with the
-    same ids give another hash."""
+    in well under a second), and of the SHA-256 of each file its `video_path` column names: other features, labels or
+    clips with the same ids give another hash."""
     hasher = xxhash.xxh3_128()
     for name in sorted(split.column_names):
         hasher.update(name.encode())
@@ -32,9 +34,9 @@ def content_hash(split) -> str:
     if split._indices is not None:  # a selection of the table's rows
         for chunk in split._indices.column(0).chunks:
             _hash_array(hasher, chunk)
-    if "video_path" in split.column_names:
-        for path in split["video_path"]:
-            _hash_file(hasher, path)
+    if "video_path" in split.column_names:  # each file once: AMI's segments share their meeting's video
+        for path in dict.fromkeys(split["video_path"]):
+            hasher.update(f"{_file_digest(path)}\0".encode())
     return hasher.hexdigest()
 
 
@@ -49,14 +51,11 @@ def _hash_array(hasher, array: pa.Array) -> None:
         hasher.update(json.dumps(array.to_pylist(), default=str).encode())
 
 
-def _hash_file(hasher, path) -> None:
+def _file_digest(path) -> str:
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(8 * 2**20), b""):
-                hasher.update(block)
+        return file_sha256(Path(path))
     except (OSError, TypeError):
-        hasher.update(b"<unreadable>")  # the collator leaves such a clip out; it still counts as this input
-    hasher.update(b"\0")
+        return "<unreadable>"  # the collator leaves such a clip out; it still counts as this input
 
 
 def dataset_digest(dataset) -> dict:
