@@ -461,6 +461,8 @@ def test_content_hash_reads_each_clip_file_once(tmp_path, monkeypatch):
     assert read == [meeting, other]
     meeting.write_bytes(b"a re-encoded meeting")
     assert run_fingerprint.content_hash(segments) != before
+    endless = Dataset.from_dict({"id": ["x"], "video_path": ["/dev/zero"]})  # a device, not a clip: never read
+    assert run_fingerprint.content_hash(endless) and read == [meeting, other, meeting, other]
 
 
 def test_multiseed_refuses_finished_seeds_made_from_other_data(tmp_path):

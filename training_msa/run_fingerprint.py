@@ -53,6 +53,8 @@ def _hash_array(hasher, array: pa.Array) -> None:
 
 def _file_digest(path) -> str:
     try:
+        if not Path(path).is_file():  # missing, or a device/FIFO that would be read without end
+            return "<not a file>"
         return file_sha256(Path(path))
     except (OSError, TypeError):
         return "<unreadable>"  # the collator leaves such a clip out; it still counts as this input
